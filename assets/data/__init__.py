@@ -1,0 +1,1 @@
+"""Data-stage assets: raw -> validated -> leave-one-out splits -> Swing pairs -> training samples."""

@@ -1,0 +1,85 @@
+"""Dagster resources: Spark, MLflow, storage and the dataset choice.
+
+Which values they take per environment (local / production) is decided in one
+place, ``jobs/resources.py``.
+"""
+
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+
+from oxy_dagster.data.pipeline import DataPaths
+from oxy_dagster.data.sources import DatasetConfig
+from oxy_dagster.data.synthetic import SyntheticConfig
+
+
+class SparkResource(dg.ConfigurableResource):
+    """One SparkSession per run process; ``master`` may point at a cluster."""
+
+    master: str = "local[*]"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = 8
+
+    def session(self):
+        from oxy_dagster.spark import SparkConfig, get_spark
+
+        return get_spark(SparkConfig(master=self.master, driver_memory=self.driver_memory,
+                                     shuffle_partitions=self.shuffle_partitions))
+
+
+class StorageResource(dg.ConfigurableResource):
+    """Root folder of every artifact (parquet tables, reports, checkpoints)."""
+
+    root: str
+
+    def data_paths(self, dataset: str) -> DataPaths:
+        return DataPaths(Path(self.root) / "data" / dataset)
+
+
+class DatasetResource(dg.ConfigurableResource):
+    """Which dataset feeds the graph: synthetic (default), beauty, movielens100k, amazon2014raw, files."""
+
+    kind: str = "synthetic"
+    path: Optional[str] = None
+    category: str = "Beauty"
+    items_file: Optional[str] = None
+    users_file: Optional[str] = None
+    events_file: Optional[str] = None
+    seed: int = 7
+    n_users: int = 2000
+    max_bad_fraction: float = 0.01
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.kind != "amazon2014raw" else f"amazon2014raw_{self.category}"
+
+    def config(self) -> DatasetConfig:
+        files = {k: v for k, v in (("items", self.items_file), ("users", self.users_file),
+                                   ("events", self.events_file)) if v}
+        return DatasetConfig(kind=self.kind, path=self.path, category=self.category, files=files,
+                             synthetic=SyntheticConfig(seed=self.seed, n_users=self.n_users))
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking: one experiment per stage, runs tagged with the Dagster run id."""
+
+    tracking_uri: str
+    experiment_prefix: str = "oxyrec"
+
+    @contextlib.contextmanager
+    def run(self, context: dg.AssetExecutionContext | dg.OpExecutionContext, stage: str, run_name: str,
+            params: dict | None = None):
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_experiment(f"{self.experiment_prefix}-{stage}")
+        tags = {"dagster_run_id": context.run_id, "dagster_job": context.job_name or "", "stage": stage}
+        with mlflow.start_run(run_name=run_name, tags=tags) as run:
+            if params:
+                mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            yield run

@@ -1,0 +1,1 @@
+"""Jobs, schedules, sensors and the Dagster ``Definitions`` of the OxyRec code location."""

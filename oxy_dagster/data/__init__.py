@@ -1,0 +1,1 @@
+"""Data stage: contract, validation, generators, adapters and Spark processing."""
