@@ -78,7 +78,7 @@ class MlflowResource(dg.ConfigurableResource):
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(f"{self.experiment_prefix}-{stage}")
-        tags = {"dagster_run_id": context.run_id, "dagster_job": context.job_name or "", "stage": stage}
+        tags = {"dagster_run_id": context.run.run_id, "dagster_job": context.run.job_name or "", "stage": stage}
         with mlflow.start_run(run_name=run_name, tags=tags) as run:
             if params:
                 mlflow.log_params({k: str(v)[:500] for k, v in params.items()})

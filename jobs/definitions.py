@@ -6,7 +6,8 @@ from assets.data import checks, processing, tables
 
 from .resources import resources_for
 
-data_assets = dg.load_assets_from_modules([tables, processing])
+ASSETS = dg.load_assets_from_modules([tables, processing])
+CHECKS = checks.CHECKS
 
 # In-process execution: one Spark session (one JVM) serves every step of a run.
 main_job = dg.define_asset_job("main_job", selection=dg.AssetSelection.all(), executor_def=dg.in_process_executor,
@@ -15,10 +16,10 @@ data_job = dg.define_asset_job("data_job", selection=dg.AssetSelection.groups("d
                                executor_def=dg.in_process_executor,
                                description="Raw -> validated -> splits -> Swing -> training samples.")
 
-defs = dg.Definitions(
-    assets=data_assets,
-    asset_checks=checks.CHECKS,
-    jobs=[main_job, data_job],
-    resources=resources_for(),
-    executor=dg.in_process_executor,
-)
+
+def make_definitions(resources: dict) -> dg.Definitions:
+    return dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[main_job, data_job], resources=resources,
+                          executor=dg.in_process_executor)
+
+
+defs = make_definitions(resources_for())

@@ -25,8 +25,12 @@ BASE_EPOCH = 1388534400  # 2014-01-01T00:00:00Z
 def _clean(text):
     if text is None:
         return None
-    text = html.unescape(str(text)).strip()
-    return text or None
+    text = str(text)
+    for _ in range(3):  # some titles are escaped twice ("&amp;#8482")
+        text, before = html.unescape(text), text
+        if text == before:
+            break
+    return text.strip() or None
 
 
 def read_beauty(root: str | Path) -> dict[str, pd.DataFrame]:

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create the virtualenv and install OxyRec with its pinned dependencies (idempotent).
+# torch is held to the 2.13.0 CPU wheel by constraints.txt so nothing pulls a CUDA build.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$OXY_ROOT"
+PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+stamp="$OXY_VENV/.oxy-installed"
+want="$(cat setup.cfg constraints.txt | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$OXY_VENV/bin/python" ]; then
+  echo "[setup] creating virtualenv $OXY_VENV"
+  "$PY" -m venv "$OXY_VENV"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing OxyRec and pinned dependencies (a few minutes the first time)"
+  "$OXY_VENV/bin/pip" install -q --upgrade pip setuptools wheel 2>&1 | grep -v "is ignored" || true
+  "$OXY_VENV/bin/pip" install -q -c constraints.txt -e '.[cpu,test]' 2>&1 | grep -v "is ignored" || true
+  "$OXY_VENV/bin/python" -c "import torch, dagster, pyspark, mlflow, faiss, deepspeed, openai, triton" \
+    || { echo "[setup] install failed" >&2; exit 1; }
+  echo "$want" > "$stamp"
+fi

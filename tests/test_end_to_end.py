@@ -1,0 +1,120 @@
+"""End to end: the default graph materializes; the webserver launches a run through GraphQL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pytest
+import requests
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_main_job_materializes_default_graph(spark, work_dir):
+    from assets.resources import DatasetResource
+    from jobs.definitions import make_definitions
+    from jobs.resources import resources_for
+
+    resources = {**resources_for("local"), "dataset": DatasetResource(kind="synthetic", n_users=300)}
+    defs = make_definitions(resources)
+    result = defs.resolve_job_def("main_job").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) >= 8 and all(e.passed for e in evaluations), [
+        (e.check_name, e.metadata) for e in evaluations if not e.passed]
+    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    events_meta = mats["events"].materialization.metadata
+    assert events_meta["rows"].value > 5000
+    assert events_meta["quarantined_rows"].value > 0  # the default data carries a few defects on purpose
+    stats_meta = mats["dataset_stats"].materialization.metadata
+    assert stats_meta["users"].value == 300 and "base64" in stats_meta["overview"].value
+    # MLflow: runs of the data stage, tagged with this Dagster run, with the plot as an artifact.
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["oxyrec-data"],
+                              filter_string=f"tags.dagster_run_id = '{result.run_id}'", output_format="list")
+    assert {r.info.run_name for r in runs} == {"validate-synthetic", "stats-synthetic"}
+    stats_run = next(r for r in runs if r.info.run_name == "stats-synthetic")
+    assert stats_run.data.metrics["users"] == 300
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(stats_run.info.run_id)}
+    assert {"overview.png", "stats.json"} <= artifacts
+
+
+def _graphql(url, query, variables=None):
+    r = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
+    r.raise_for_status()
+    body = r.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+STATUS = "query S($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
+@pytest.mark.slow
+def test_webserver_launches_a_run_through_graphql(tmp_path):
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "OXY_HOME": str(tmp_path / "oxy"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "OXY_SYNTHETIC_USERS": "150"}
+    Path(env["DAGSTER_HOME"]).mkdir()
+    Path(env["DAGSTER_HOME"], "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    log = open(tmp_path / "dagster_dev.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+                             "-w", "workspace.yaml"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # own process group: SIGTERM reaches webserver + daemon
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if requests.get(f"{url}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None, (tmp_path / "dagster_dev.log").read_text()[-3000:]
+            time.sleep(1)
+        else:
+            pytest.fail("dagster dev did not answer /server_info in 120 s")
+        params = {"selector": {"repositoryLocationName": "jobs.definitions", "repositoryName": "__repository__",
+                               "jobName": "data_job"}, "runConfigData": {}}
+        for _ in range(30):  # the code location may still be loading
+            launched = _graphql(url, LAUNCH, {"params": params})["launchRun"]
+            if launched["__typename"] == "LaunchRunSuccess":
+                break
+            time.sleep(2)
+        assert launched["__typename"] == "LaunchRunSuccess", json.dumps(launched)
+        run_id = launched["run"]["runId"]
+        deadline, status = time.time() + 420, None
+        while time.time() < deadline:
+            status = _graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
+            if status in ("SUCCESS", "FAILURE", "CANCELED"):
+                break
+            time.sleep(3)
+        assert status == "SUCCESS", (tmp_path / "dagster_dev.log").read_text()[-3000:]
+        assert (tmp_path / "oxy" / "data" / "synthetic" / "samples" / "_schema.json").exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    assert proc.returncode is not None
