@@ -1,0 +1,84 @@
+"""Shared benchmark plumbing: machine description, commit, peak-RSS sampler, result JSON + MLflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from oxy_dagster.io import atomic_write_json
+from oxy_dagster.paths import REPO_ROOT, default_mlflow_uri
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    cpu = platform.processor() or "cpu"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = psutil.virtual_memory().total / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, no GPU, {platform.system()} {platform.machine()}"
+
+
+def commit() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class PeakRSS:
+    """Samples the summed RSS of this process and all its children (e.g. the Spark JVM)."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def _sample(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._t = threading.Thread(target=self._sample, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak / 2**20, 1)
+
+
+def write_result(name: str, figures: dict, params: dict | None = None) -> Path:
+    """Write benchmarks/results/<name>.json and log the same figures to MLflow."""
+    record = {"machine": machine(), "date": dt.date.today().isoformat(), "commit": commit(), **figures}
+    path = atomic_write_json(RESULTS / f"{name}.json", record)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    mlflow.set_tracking_uri(default_mlflow_uri())
+    mlflow.set_experiment("oxyrec-benchmarks")
+    with mlflow.start_run(run_name=name, tags={"commit": record["commit"], "machine": record["machine"]}):
+        if params:
+            mlflow.log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in figures.items() if isinstance(v, (int, float))})
+        mlflow.log_artifact(str(path))
+    return path
