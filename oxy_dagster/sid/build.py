@@ -1,0 +1,154 @@
+"""The SID stage end to end (the Dagster assets wrap these): text/image encoding, fused item
+embeddings per version, RQ-KMeans codebooks and their metrics. Files live under ``<data root>/sid/``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import torch
+from safetensors.numpy import load_file, save_file
+from safetensors.torch import save_file as save_torch
+
+from ..data.pipeline import DataPaths
+from ..io import atomic_write_json, write_pandas
+from .contrastive import ItemInputs, embed_items, train_fusion
+from .features import category_levels, structured_features
+from .fusion import FusionEncoder
+from .metrics import sid_metrics
+from .pairs import peer_pairs, query_pairs, swing_pairs
+from .rqkmeans import RQKMeans, default_width, disambiguate
+from .text import TextEncoder, item_texts, shared_text_encoder
+from .versions import get_version
+
+
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dict | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp,
+              metadata={k: str(v) for k, v in (meta or {}).items()})
+    os.replace(tmp, path)
+
+
+def sid_root(paths: DataPaths) -> Path:
+    return paths.root / "sid"
+
+
+def load_items(paths: DataPaths) -> pd.DataFrame:
+    return pq.read_table(paths.table("items")).to_pandas().sort_values("item_id").reset_index(drop=True)
+
+
+def build_text_embeddings(paths: DataPaths, encoder: TextEncoder | None = None) -> dict:
+    """Encode every item's text once (shared by all versions); the image branch where images exist."""
+    items = load_items(paths)
+    texts = item_texts(items)
+    t0 = time.perf_counter()
+    emb = (encoder or shared_text_encoder()).encode(texts)
+    rate = len(texts) / (time.perf_counter() - t0)
+    arrays = {"text": emb}
+    local = items.image_path.fillna("").map(lambda p: bool(p) and Path(p).is_file())
+    if local.all():
+        from .image import ImageEncoder
+
+        arrays["image"] = ImageEncoder().encode(items.image_path.tolist())
+        image_branch = "on"
+    else:
+        image_branch = (f"off: {int((~local).sum())} of {len(items)} items have no local image file"
+                        if local.any() else "off: the catalogue has no local images")
+    root = sid_root(paths) / "encoded"
+    _save_arrays(root / "embeddings.safetensors", arrays)
+    write_pandas(items[["item_id"]], root / "item_ids.parquet")
+    return {"items": len(items), "text_dim": emb.shape[1], "image_branch": image_branch,
+            "encode_items_per_s": round(rate, 1)}
+
+
+def _pairs(paths: DataPaths, items: pd.DataFrame, sources) -> tuple[dict, list[str]]:
+    pos = {k: i for i, k in enumerate(items.item_id)}
+    out, texts = {}, []
+    if "swing" in sources:
+        out["swing"] = swing_pairs(pq.read_table(paths.swing).to_pandas(), pos)
+    if "query" in sources or "peers" in sources:
+        splits = pq.read_table(paths.splits, columns=["item_id", "scenario", "query", "split"]).to_pandas()
+        search = splits[(splits.split == "train") & (splits.scenario == "search") & splits["query"].notna()]
+        if "query" in sources:
+            out["query"], texts = query_pairs(search, pos)
+        if "peers" in sources:
+            leaf = category_levels(items.category_path)["cate3"].fillna(items.category_path)
+            out["peers"] = peer_pairs(search, pd.Series(leaf.to_numpy(), index=items.item_id), pos)
+    return out, texts
+
+
+def build_item_embeddings(paths: DataPaths, version: str, seed: int = 0, encoder: TextEncoder | None = None,
+                          epochs: float | None = None) -> dict:
+    """Fused, contrastively trained item vectors of one SID version (V1: the frozen text vectors)."""
+    v = get_version(version)
+    enc_root = sid_root(paths) / "encoded"
+    arrays = load_file(str(enc_root / "embeddings.safetensors"))
+    items = load_items(paths)
+    ids = pq.read_table(enc_root / "item_ids.parquet").to_pandas().item_id
+    if not ids.equals(items.item_id):
+        raise ValueError("encoded item ids differ from the items table: rematerialize the text embeddings")
+    out_dir = sid_root(paths) / version
+    info = {"version": version, "description": v.description, "items": len(items)}
+    if v.fusion is None:
+        emb, losses = arrays["text"], []
+    else:
+        image = arrays.get("image") if v.use_image else None
+        fcfg = type(v.fusion)(**{**asdict(v.fusion), "text_dim": arrays["text"].shape[1],
+                                 "image_dim": 0 if image is None else image.shape[1]})
+        feats = structured_features(items)
+        torch.manual_seed(seed)
+        model = FusionEncoder(fcfg, feats.vocab_sizes)
+        inputs = ItemInputs(torch.from_numpy(arrays["text"]), None if image is None else torch.from_numpy(image),
+                            feats)
+        pairs, qtexts = _pairs(paths, items, v.train.sources)
+        qemb = torch.from_numpy((encoder or shared_text_encoder()).encode(qtexts, progress=False)) if qtexts else None
+        tcfg = type(v.train)(**{**asdict(v.train), "seed": seed, **({"epochs": epochs} if epochs else {})})
+        t0 = time.perf_counter()
+        model, _, losses = train_fusion(model, inputs, pairs, tcfg, qemb)
+        info.update({"train_s": round(time.perf_counter() - t0, 1), "steps": len(losses),
+                     **{f"pairs_{k}": len(p) for k, p in pairs.items()}})
+        emb = embed_items(model, inputs)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_torch({k: t.contiguous() for k, t in model.state_dict().items()}, str(out_dir / "fusion.safetensors"))
+        atomic_write_json(out_dir / "fusion_config.json", {"fusion": asdict(fcfg), "train": asdict(tcfg),
+                                                           "vocab_sizes": feats.vocab_sizes})
+    _save_arrays(out_dir / "item_embeddings.safetensors", {"embeddings": emb}, {"version": version})
+    atomic_write_json(out_dir / "losses.json", losses)
+    info.update({"dim": int(emb.shape[1]), "final_loss": float(np.mean(losses[-20:])) if losses else None})
+    return info
+
+
+def build_codebook(paths: DataPaths, version: str, width: int | None = None, levels: int = 3,
+                   balanced: bool = False, train_size: int | None = None, niter: int = 20, seed: int = 0) -> dict:
+    """RQ-KMeans codes + the 4th disambiguation code for every item, with the seed's metrics."""
+    out_dir = sid_root(paths) / version
+    emb = load_file(str(out_dir / "item_embeddings.safetensors"))["embeddings"]
+    items = load_items(paths)
+    width = width or default_width(len(items))
+    rq = RQKMeans(levels=levels, width=width, niter=niter, seed=seed, train_size=train_size, balanced=balanced)
+    t0 = time.perf_counter()
+    codes = rq.fit(emb, ids=items.item_id.to_numpy())
+    rq_s = time.perf_counter() - t0
+    extra = disambiguate(codes, emb, rq.reconstruct(codes), items.item_id.to_numpy())
+    table = pd.DataFrame({"item_id": items.item_id, **{f"c{i + 1}": codes[:, i] for i in range(levels)},
+                          f"c{levels + 1}": extra})
+    table["version"], table["width"] = version, width
+    write_pandas(table, out_dir / "codes.parquet")
+    _save_arrays(out_dir / "centroids.safetensors", {f"level_{i}": c for i, c in enumerate(rq.centroids)},
+                 {"width": width, "levels": levels, "version": version})
+    metrics = sid_metrics(codes, width, category_levels(items.category_path))
+    full = table[[c for c in table.columns if c.startswith("c")]].drop_duplicates()
+    metrics.update({"unique_items": int(len(full)), "items": len(items), "width": width, "levels": levels,
+                    "rqkmeans_s": round(rq_s, 2), "max_extra_code": int(extra.max())})
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
