@@ -67,7 +67,17 @@ class PeakRSS:
         return round(self.peak / 2**20, 1)
 
 
-def write_result(name: str, figures: dict, params: dict | None = None) -> Path:
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}_"))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def write_result(name: str, figures: dict, params: dict | None = None, artifacts=()) -> Path:
     """Write benchmarks/results/<name>.json and log the same figures to MLflow."""
     record = {"machine": machine(), "date": dt.date.today().isoformat(), "commit": commit(), **figures}
     path = atomic_write_json(RESULTS / f"{name}.json", record)
@@ -79,6 +89,7 @@ def write_result(name: str, figures: dict, params: dict | None = None) -> Path:
     with mlflow.start_run(run_name=name, tags={"commit": record["commit"], "machine": record["machine"]}):
         if params:
             mlflow.log_params(params)
-        mlflow.log_metrics({k: float(v) for k, v in figures.items() if isinstance(v, (int, float))})
-        mlflow.log_artifact(str(path))
+        mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in _flat(figures).items()})
+        for f in (path, *artifacts):
+            mlflow.log_artifact(str(f))
     return path

@@ -16,14 +16,21 @@ def test_definitions_load_with_lineage():
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"raw_items", "raw_users", "raw_events", "items", "users", "events", "loo_splits", "swing_pairs",
             "training_samples", "dataset_stats"} <= keys
-    parents = lambda k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys}  # noqa: E731
+    parents = lambda k: {p.to_user_string() for p in graph.get(dg.AssetKey.from_user_string(k)).parent_keys}  # noqa: E731
     assert parents("events") == {"raw_events", "items", "users"}
     assert parents("loo_splits") == {"events"}
     assert parents("swing_pairs") == {"loo_splits"}
     assert parents("training_samples") == {"loo_splits", "users"}
-    assert {j.name for j in defs.resolve_all_job_defs()} >= {"main_job", "data_job"}
+    for v in ("V1", "V2", "V3", "V4"):
+        assert parents(f"{v}/item_embeddings") == {"item_text_embeddings", "swing_pairs", "loo_splits"}
+        assert parents(f"{v}/sid_codebooks") == {f"{v}/item_embeddings"}
+    assert parents("sid_comparison") == {f"V{i}/sid_codebooks" for i in range(1, 5)}
+    assert parents("item_text_embeddings") == {"items"}
+    assert "training_samples" in parents("pretrained_checkpoint")
+    assert parents("offline_eval") == {"pretrained_checkpoint"}
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {"main_job", "data_job", "sid_job", "generator_job"}
     checks = {c.name for c in graph.asset_check_keys}
-    assert {"events_schema", "events_quarantine", "loo_splits_one_target_per_user"} <= checks
+    assert {"events_schema", "events_quarantine", "loo_splits_one_target_per_user", "sid_quality"} <= checks
 
 
 def test_unknown_environment_is_rejected():

@@ -26,12 +26,20 @@ def test_main_job_materializes_default_graph(spark, work_dir):
 
     resources = {**resources_for("local"), "dataset": DatasetResource(kind="synthetic", n_users=300)}
     defs = make_definitions(resources)
-    result = defs.resolve_job_def("main_job").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    run_config = {"ops": {"pretrained_checkpoint": {"config": {"size": "tiny", "steps": 40, "batch_size": 64}},
+                          "offline_eval": {"config": {"beam": 20, "max_rows": 100}}}}
+    result = defs.resolve_job_def("main_job").execute_in_process(instance=dg.DagsterInstance.ephemeral(),
+                                                                 run_config=run_config)
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) >= 8 and all(e.passed for e in evaluations), [
         (e.check_name, e.metadata) for e in evaluations if not e.passed]
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    assert {f"V{i}/sid_codebooks" for i in range(1, 5)} | {"sid_comparison"} <= set(mats)
+    assert "unique_items" in mats["sid_comparison"].materialization.metadata["table"].value
+    eval_meta = mats["offline_eval"].materialization.metadata
+    assert eval_meta["invalid_items"].value == 0 and eval_meta["evaluated"].value == 100
+    assert 0 <= eval_meta["recall_at_10"].value <= 1
     events_meta = mats["events"].materialization.metadata
     assert events_meta["rows"].value > 5000
     assert events_meta["quarantined_rows"].value > 0  # the default data carries a few defects on purpose
@@ -42,6 +50,12 @@ def test_main_job_materializes_default_graph(spark, work_dir):
     runs = mlflow.search_runs(experiment_names=["oxyrec-data"],
                               filter_string=f"tags.dagster_run_id = '{result.run_id}'", output_format="list")
     assert {r.info.run_name for r in runs} == {"validate-synthetic", "stats-synthetic"}
+    sid_runs = mlflow.search_runs(experiment_names=["oxyrec-sid"],
+                                  filter_string=f"tags.dagster_run_id = '{result.run_id}'", output_format="list")
+    names = {r.info.run_name for r in sid_runs}
+    assert {f"V{i}-sid_codebooks-synthetic" for i in range(1, 5)} | {"comparison-synthetic"} <= names
+    v3 = next(r for r in sid_runs if r.info.run_name == "V3-item_embeddings-synthetic")
+    assert len(mlflow.MlflowClient().get_metric_history(v3.info.run_id, "loss")) > 5  # a loss curve
     stats_run = next(r for r in runs if r.info.run_name == "stats-synthetic")
     assert stats_run.data.metrics["users"] == 300
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(stats_run.info.run_id)}

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from oxy_dagster.sid.build import build_text_embeddings, sid_root
-from oxy_dagster.sid.metrics import plot_load_balance
+from oxy_dagster.sid.metrics import comparison_markdown, plot_load_balance
 from oxy_dagster.sid.versions import VERSIONS
 
 from ..metadata import plot
@@ -40,7 +40,7 @@ def sid_comparison(context: dg.AssetExecutionContext, dataset: DatasetResource, 
              for v in VERSIONS}
     png = root / "comparison_load_balance.png"
     plot_load_balance(codes, metrics["V1"]["width"], png)
-    md = table.to_markdown(floatfmt=".4g")
+    md = comparison_markdown(metrics, COMPARED)
     (root / "comparison.md").write_text(md + "\n")
     table.to_csv(root / "comparison.csv")
     with mlflow_tracking.run(context, "sid", f"comparison-{dataset.name}", {"dataset": dataset.name}):

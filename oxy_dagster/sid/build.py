@@ -127,6 +127,26 @@ def build_item_embeddings(paths: DataPaths, version: str, seed: int = 0, encoder
     return info
 
 
+def load_fusion(paths: DataPaths, version: str) -> tuple[FusionEncoder, ItemInputs]:
+    """The trained fusion encoder of a version (from safetensors) and the catalogue's inputs, to embed items."""
+    from safetensors.torch import load_file as load_torch
+
+    from .fusion import FusionConfig
+
+    out_dir = sid_root(paths) / version
+    cfg = json.loads((out_dir / "fusion_config.json").read_text())
+    items = load_items(paths)
+    feats = structured_features(items)
+    if feats.vocab_sizes != cfg["vocab_sizes"]:
+        raise ValueError(f"{version}: the items table changed since training (vocabularies differ); retrain")
+    model = FusionEncoder(FusionConfig(**cfg["fusion"]), feats.vocab_sizes)
+    model.load_state_dict(load_torch(str(out_dir / "fusion.safetensors")))
+    arrays = load_file(str(sid_root(paths) / "encoded" / "embeddings.safetensors"))
+    image = arrays.get("image") if cfg["fusion"]["image_dim"] else None
+    inputs = ItemInputs(torch.from_numpy(arrays["text"]), None if image is None else torch.from_numpy(image), feats)
+    return model.eval(), inputs
+
+
 def build_codebook(paths: DataPaths, version: str, width: int | None = None, levels: int = 3,
                    balanced: bool = False, train_size: int | None = None, niter: int = 20, seed: int = 0) -> dict:
     """RQ-KMeans codes + the 4th disambiguation code for every item, with the seed's metrics."""

@@ -26,6 +26,8 @@ from .fusion import FusionEncoder, QueryTower
 @dataclass
 class TrainConfig:
     sources: tuple[str, ...] = ("swing",)
+    # Peers (same query + leaf, or same leaf) are a weak signal: weighted down so they regularize, not dominate.
+    source_weights: dict[str, float] = field(default_factory=lambda: {"swing": 1.0, "query": 1.0, "peers": 0.3})
     epochs: float = 2.0  # passes over the largest source
     batch_size: int = 512
     lr: float = 1e-3
@@ -88,10 +90,9 @@ def train_fusion(model: FusionEncoder, items: ItemInputs, pairs: dict[str, np.nd
             b = model(**items.batch(sel[:, 1]))
             if src == "query":
                 a = qtower(query_text[sel[:, 0]])
-                loss = loss + info_nce(a, b, cfg.temperature, sel[:, 0], sel[:, 1])
             else:
                 a = model(**items.batch(sel[:, 0]))
-                loss = loss + info_nce(a, b, cfg.temperature, sel[:, 0], sel[:, 1])
+            loss = loss + cfg.source_weights.get(src, 1.0) * info_nce(a, b, cfg.temperature, sel[:, 0], sel[:, 1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -76,3 +76,14 @@ def plot_load_balance(results: dict[str, np.ndarray], width: int, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def comparison_markdown(results: dict[str, dict], keys: list[str]) -> str:
+    """Versions as columns, metrics as rows; integers stay integers, the rest 4 significant digits."""
+    def fmt(v):
+        if isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer() and abs(v) >= 1):
+            return str(int(v))
+        return f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
+
+    table = pd.DataFrame({name: {k: fmt(r.get(k)) for k in keys} for name, r in results.items()})
+    return table.to_markdown(stralign="right")

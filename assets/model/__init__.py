@@ -1,0 +1,1 @@
+"""Fast-thinking assets: the pre-trained generator checkpoint and its offline evaluation."""

@@ -1,0 +1,1 @@
+"""Fast thinking: the instruction-following encoder-decoder generator, its trie-constrained decoding."""

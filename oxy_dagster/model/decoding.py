@@ -1,0 +1,69 @@
+"""Trie-constrained beam search over code tokens (batched, encoder once, decoder KV cache).
+
+Every step masks the logits with the trie of valid code tuples (optionally a
+scenario's candidate pool), so every returned item exists: zero invalid items.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .generator import Generator
+from .trie import CodeTrie
+
+
+def _reorder(cache, index: torch.Tensor):
+    for key, value in cache.items():
+        if isinstance(value, dict):
+            _reorder(value, index)
+        else:
+            cache[key] = value.index_select(0, index)
+
+
+@torch.no_grad()
+def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, topk: int = 20,
+                leaf_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top ``topk`` items per row of ``batch`` as (item rows, log-probabilities), best first.
+
+    ``leaf_rows`` maps the trie's leaves to global item rows when ``trie`` covers a candidate pool;
+    rows with fewer valid items than ``topk`` are padded with -1 and score -inf.
+    """
+    model.eval()
+    instr, query = model.instruction(batch)
+    memory, mask, _ = model.encode(batch, query)
+    prefix = model.prefix(instr)
+    cache: dict = {}
+    h, _ = model.decode(prefix, memory, mask, 0, cache)
+    last = h[:, -1]
+    n_users = memory.shape[0]
+    scores = torch.zeros(n_users, 1)
+    prefix_ids = torch.zeros(n_users, 1, dtype=torch.long)
+    levels = trie.levels
+    for lvl in range(levels):
+        n_beams = scores.shape[1]
+        vocab = trie.vocab[lvl]
+        logp = torch.log_softmax(model.heads[lvl](last).float(), -1)
+        allowed = trie.allowed_mask(lvl, prefix_ids.clamp(min=0).flatten()) & (prefix_ids.flatten() >= 0)[:, None]
+        total = (scores.view(-1, 1) + logp.masked_fill(~allowed, float("-inf"))).view(n_users, n_beams * vocab)
+        k = min(beam if lvl < levels - 1 else max(beam, topk), n_beams * vocab)
+        scores, idx = total.topk(k, dim=1)
+        origin, code = idx // vocab, idx % vocab
+        flat = (origin + torch.arange(n_users)[:, None] * n_beams).flatten()
+        valid = torch.isfinite(scores).flatten()
+        parent = prefix_ids.flatten()[flat]
+        nxt = torch.full_like(parent, -1)
+        if valid.any():
+            nxt[valid] = trie.step(lvl, parent[valid], code.flatten()[valid])
+        prefix_ids = nxt.view(n_users, k)
+        if lvl < levels - 1:
+            _reorder(cache, flat)
+            memory, mask = memory.index_select(0, flat), mask.index_select(0, flat)
+            tok = model.code_token(lvl, code.flatten()).unsqueeze(1)
+            h, _ = model.decode(tok, memory, mask, prefix.shape[1] + lvl, cache)
+            last = h[:, -1]
+    scores, order = scores.topk(min(topk, scores.shape[1]), dim=1)
+    leaves = prefix_ids.gather(1, order)
+    items = torch.where(leaves >= 0, trie.item_of_leaf[leaves.clamp(min=0)], torch.full_like(leaves, -1))
+    if leaf_rows is not None:
+        items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
+    return items, scores

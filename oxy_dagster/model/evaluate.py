@@ -1,0 +1,71 @@
+"""Offline evaluation: Recall@K, NDCG@K, HR@K and hierarchical recall per code level, per scenario.
+
+With one held-out item per user (leave-one-out) Recall@K equals the seed's HR@K
+(the generated code tuple matches the target's on every level within the top K).
+Hierarchical recall@K at level l (Promise): the target's first l codes appear
+among the first l codes of the top-K generated items.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .decoding import beam_search
+
+KS = (5, 10, 20)
+
+
+def ranking_metrics(pred: np.ndarray, target: np.ndarray, ks=KS) -> dict[str, np.ndarray]:
+    """Per-row hit and NDCG arrays for each K (pred: (n, maxK) item rows, -1 = empty)."""
+    hit_pos = np.full(len(target), np.inf)
+    match = pred == target[:, None]
+    rows, cols = np.nonzero(match)
+    hit_pos[rows] = cols
+    out = {}
+    for k in ks:
+        hit = hit_pos < k
+        out[f"recall@{k}"] = hit.astype(float)
+        out[f"ndcg@{k}"] = np.where(hit, 1.0 / np.log2(np.where(hit, hit_pos, 0) + 2), 0.0)
+    return out
+
+
+def hierarchical_recall(pred: np.ndarray, target: np.ndarray, codes: np.ndarray, k: int) -> dict[str, float]:
+    out = {}
+    valid = pred[:, :k] >= 0
+    for lvl in range(1, codes.shape[1] + 1):
+        p = codes[pred[:, :k].clip(min=0), :lvl]
+        t = codes[target, :lvl][:, None, :]
+        out[f"hier_recall@{k}_l{lvl}"] = float(((p == t).all(-1) & valid).any(1).mean())
+    return out
+
+
+@torch.no_grad()
+def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: int = 50, batch_size: int = 128,
+             ks=KS, max_rows: int | None = None, progress: bool = True) -> dict:
+    rows = np.flatnonzero((data.meta.split == split).to_numpy() & (data.tensors["target"].numpy() < len(codes)))
+    if max_rows:
+        rows = rows[:max_rows]
+    if len(rows) == 0:
+        raise ValueError(f"no {split} samples to evaluate")
+    preds = []
+    for i in tqdm(range(0, len(rows), batch_size), desc=f"eval {split}", disable=not progress):
+        items, _ = beam_search(model, data.batch(rows[i:i + batch_size]), trie, beam=beam, topk=max(ks))
+        preds.append(items.numpy())
+    pred = np.concatenate(preds)
+    target = data.tensors["target"].numpy()[rows]
+    per_row = ranking_metrics(pred, target, ks)
+    result = {k: float(v.mean()) for k, v in per_row.items()}
+    result.update({k.replace("recall", "hr"): v for k, v in result.items() if k.startswith("recall")})
+    result.update(hierarchical_recall(pred, target, codes, max(ks)))
+    result["invalid_items"] = int(((pred >= len(codes)) | (pred < -1)).sum())  # never an item outside the trie
+    result["empty_slots"] = int((pred == -1).sum())  # only when a candidate pool has fewer than K items
+    result["evaluated"] = int(len(rows))
+    scen = data.meta.scenario.to_numpy()[rows]
+    for s in pd.unique(scen):
+        m = scen == s
+        result[f"{s}/recall@10"] = float(per_row["recall@10"][m].mean())
+        result[f"{s}/ndcg@10"] = float(per_row["ndcg@10"][m].mean())
+    return result

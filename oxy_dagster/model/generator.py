@@ -1,0 +1,171 @@
+"""The OxygenREC fast-thinking generator (seed 2.3): encoder-decoder with instruction token, IGR and Q2I.
+
+Encoder input: one profile token, the short-term behaviour sequence, and the
+top-k long-term items chosen by Instruction-Guided Retrieval (IGR). An item
+token is the sum of its code embeddings, its side features (leaf category,
+brand) and its behaviour type. Decoder input: BOS and the instruction token
+(placed as configured, seed Table 5), then the item's codes. The instruction
+fuses scenario, trigger item (a learnable default when absent) and the
+contextual-reasoning text embedding (a learnable default when absent).
+Loss: behaviour-weighted next-code prediction + Q2I alignment + MoE balance.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import GeneratorConfig
+from .layers import DecoderLayer, EncoderLayer
+
+N_BEHAVIORS = 4  # pad, click, cart, purchase
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig, item_codes: torch.Tensor, item_cate: torch.Tensor,
+                 item_brand: torch.Tensor, item_text: torch.Tensor | None = None):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        n_items = len(item_codes)
+        # Catalogue lookups; row n_items is the padding item.
+        pad = lambda t, v: torch.cat([t, torch.full((1, *t.shape[1:]), v, dtype=t.dtype)])  # noqa: E731
+        self.register_buffer("item_codes", pad(item_codes.long(), 0), persistent=False)
+        self.register_buffer("item_cate", pad(item_cate.long(), 0), persistent=False)
+        self.register_buffer("item_brand", pad(item_brand.long(), 0), persistent=False)
+        text = item_text if item_text is not None else torch.zeros(n_items, cfg.text_dim)
+        self.register_buffer("item_text", pad(text.float(), 0.0), persistent=False)
+        self.pad_item = n_items
+        self.code_emb = nn.ModuleList(nn.Embedding(v, d) for v in cfg.code_vocab)
+        self.cate_emb, self.brand_emb = nn.Embedding(cfg.n_cate, d), nn.Embedding(cfg.n_brand, d)
+        self.behavior_emb = nn.Embedding(N_BEHAVIORS, d, padding_idx=0)
+        self.pos_emb = nn.Embedding(cfg.max_short + cfg.igr_k + 1, d)
+        self.segment_emb = nn.Embedding(3, d)  # profile, short-term, long-term
+        self.profile_emb = nn.ModuleDict({k: nn.Embedding(v, d) for k, v in cfg.profile_vocab.items()})
+        # instruction
+        self.scenario_emb = nn.Embedding(cfg.n_scenarios, d)
+        self.default_trigger = nn.Parameter(torch.randn(d) * 0.02)
+        self.default_reasoning = nn.Parameter(torch.randn(d) * 0.02)
+        self.reasoning_proj = nn.Linear(cfg.text_dim, d)
+        self.fuse = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.Linear(d, d))
+        self.bos = nn.Parameter(torch.randn(d) * 0.02)
+        self.dec_pos = nn.Embedding(len(cfg.code_vocab) + 3, d)
+        # adapters for IGR / Q2I (seed eq. 1): one shared projection for query and items
+        self.item_text_proj = nn.Linear(cfg.text_dim, d)
+        self.adapter = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, cfg.adapter_dim))
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_enc_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_dec_layers))
+        self.enc_ln, self.dec_ln = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.heads = nn.ModuleList(nn.Linear(d, v) for v in cfg.code_vocab)
+
+    # ----- items and instruction -------------------------------------------------------------
+    def item_embedding(self, rows: torch.Tensor) -> torch.Tensor:
+        codes = self.item_codes[rows]
+        e = sum(emb(codes[..., i]) for i, emb in enumerate(self.code_emb))
+        e = e + self.cate_emb(self.item_cate[rows]) + self.brand_emb(self.item_brand[rows])
+        return e * (rows != self.pad_item).unsqueeze(-1)
+
+    def item_adapter(self, rows: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        z = self.adapter(self.item_embedding(rows) + self.item_text_proj(self.item_text[rows]))
+        return F.normalize(z, dim=-1) if normalize else z
+
+    def instruction(self, batch: dict) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Instruction token(s) for the decoder and the fused vector (IGR / Q2I query)."""
+        s = self.scenario_emb(batch["scenario"])
+        trig = batch["trigger"]
+        t = torch.where((trig == self.pad_item).unsqueeze(-1), self.default_trigger, self.item_embedding(trig))
+        r = torch.where(batch["has_reasoning"].unsqueeze(-1), self.reasoning_proj(batch["reasoning"]),
+                        self.default_reasoning)
+        fused = self.fuse(torch.cat([s, t, r], -1))
+        tokens = {"scenario": [s + r], "trigger": [t + r], "concat": [s + r, t], "fused": [fused]}
+        return tokens[self.cfg.components], fused
+
+    # ----- encoder ---------------------------------------------------------------------------
+    def retrieve_long(self, query: torch.Tensor, long_items: torch.Tensor) -> torch.Tensor:
+        """IGR: the igr_k long-history items closest to the instruction (no gradient); or the most recent."""
+        k = min(self.cfg.igr_k, long_items.shape[1])
+        if k == 0:
+            return long_items[:, :0]
+        if not self.cfg.use_igr:
+            return long_items[:, -k:]
+        with torch.no_grad():
+            q = F.normalize(self.adapter(query), dim=-1)
+            score = torch.einsum("bd,bld->bl", q, self.item_adapter(long_items))
+            score = score.masked_fill(long_items == self.pad_item, float("-inf"))
+            idx = score.topk(k, dim=1).indices.sort(dim=1).values  # keep time order
+        return long_items.gather(1, idx)
+
+    def encode(self, batch: dict, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        short, beh = batch["short_items"], batch["short_behaviors"]
+        long_rows = self.retrieve_long(query, batch["long_items"])
+        prof = sum(emb(batch[f"profile_{k}"]) for k, emb in self.profile_emb.items()) + self.segment_emb.weight[0]
+        pos = torch.arange(short.shape[1], device=short.device)
+        s_tok = self.item_embedding(short) + self.behavior_emb(beh) + self.pos_emb(pos) + self.segment_emb.weight[1]
+        l_tok = self.item_embedding(long_rows).detach() + self.segment_emb.weight[2]
+        x = torch.cat([prof.unsqueeze(1), s_tok, l_tok], 1)
+        mask = torch.cat([torch.zeros_like(short[:, :1], dtype=torch.bool), short == self.pad_item,
+                          long_rows == self.pad_item], 1)
+        aux = x.new_zeros(())
+        for layer in self.encoder:
+            x, a = layer(x, mask)
+            aux = aux + a
+        return self.enc_ln(x), mask, aux
+
+    # ----- decoder ---------------------------------------------------------------------------
+    def prefix(self, instr: list[torch.Tensor]) -> torch.Tensor:
+        """Decoder tokens before the first code (seed Table 5 placements)."""
+        bos = self.bos.expand_as(instr[0])
+        p = self.cfg.placement
+        toks = {"none": [bos], "replace_bos": instr, "add_bos": [bos + instr[0], *instr[1:]],
+                "left_bos": [*instr, bos], "right_bos": [bos, *instr]}[p]
+        return torch.stack(toks, 1)
+
+    def decode(self, tokens, memory, mem_mask, start_pos: int = 0, cache=None):
+        pos = torch.arange(start_pos, start_pos + tokens.shape[1], device=tokens.device)
+        x = tokens + self.dec_pos(pos)
+        aux = x.new_zeros(())
+        for i, layer in enumerate(self.decoder):
+            x, a = layer(x, memory, mem_mask, None if cache is None else cache.setdefault(i, {}))
+            aux = aux + a
+        return self.dec_ln(x), aux
+
+    def code_token(self, level: int, codes: torch.Tensor) -> torch.Tensor:
+        return self.code_emb[level](codes)
+
+    # ----- training ----------------------------------------------------------------------------
+    def forward(self, batch: dict) -> dict:
+        instr, query = self.instruction(batch)
+        memory, mask, aux_e = self.encode(batch, query)
+        prefix = self.prefix(instr)
+        codes = self.item_codes[batch["target"]]
+        levels = len(self.cfg.code_vocab)
+        code_toks = torch.stack([self.code_token(i, codes[:, i]) for i in range(levels - 1)], 1)
+        h, aux_d = self.decode(torch.cat([prefix, code_toks], 1), memory, mask)
+        h = h[:, prefix.shape[1] - 1:]  # position predicting code level i
+        ce = torch.stack([F.cross_entropy(self.heads[i](h[:, i]), codes[:, i], reduction="none")
+                          for i in range(levels)], 1)
+        w = batch["weight"]
+        ntp = (ce.sum(1) * w).sum() / (w.sum() * levels)
+        out = {"ntp": ntp, "balance": aux_e + aux_d, "code_ce": ce.detach().mean(0)}
+        loss = ntp + self.cfg.moe_balance_weight * out["balance"]
+        if self.cfg.q2i_weight > 0:
+            out["q2i"] = self.q2i_loss(query, batch["target"])
+            loss = loss + self.cfg.q2i_weight * out["q2i"]
+        out["loss"] = loss
+        return out
+
+    def q2i_loss(self, query: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Seed eq. 2: in-batch InfoNCE(query, target item) + variance regularization + decorrelation."""
+        zq, zi = self.adapter(query), self.item_adapter(target, normalize=False)
+        q, i = F.normalize(zq, dim=-1), F.normalize(zi, dim=-1)
+        logits = q @ i.T / self.cfg.q2i_temperature
+        same = target[None, :] == target[:, None]
+        logits = logits.masked_fill(same & ~torch.eye(len(target), dtype=torch.bool, device=q.device), -1e4)
+        nce = F.cross_entropy(logits, torch.arange(len(q), device=q.device))
+        var = sum(F.relu(1.0 - torch.sqrt(z.var(0) + 1e-4)).mean() for z in (zq, zi))
+        decor = 0.0
+        for z in (zq, zi):
+            c = torch.cov(z.T)
+            decor = decor + (c - torch.diag(torch.diag(c))).pow(2).sum() / z.shape[1]
+        return nce + self.cfg.q2i_var_weight * var + self.cfg.q2i_decor_weight * decor

@@ -1,0 +1,88 @@
+"""Pre-training and offline evaluation end to end (the Dagster assets wrap these)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from safetensors.numpy import load_file
+
+from ..data.pipeline import DataPaths
+from ..io import atomic_write_json
+from ..sid.build import sid_root
+from ..sid.text import shared_text_encoder
+from .checkpoint import latest_checkpoint, load_checkpoint
+from .config import GeneratorConfig, preset
+from .data import build_tensors, load_catalogue, profile_vocab_sizes
+from .evaluate import evaluate
+from .generator import Generator
+from .train import TrainConfig, train
+from .trie import CodeTrie
+
+SAMPLE_COLUMNS = ["user_id", "target_item_id", "target_behavior", "weight", "scenario", "trigger_item_id",
+                  "instruction_source", "instruction_text", "short_item_ids", "short_behaviors", "long_item_ids",
+                  "split", "age_band", "gender", "city", "spending_tier"]
+
+
+def model_dir(paths: DataPaths, version: str, name: str = "pretrained") -> Path:
+    return paths.root / "models" / f"{name}-{version}"
+
+
+def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, max_long: int = 64):
+    """Catalogue, sample tensors, model and trie for a SID version."""
+    cat = load_catalogue(sid_root(paths) / version / "codes.parquet", paths.table("items"))
+    samples = pq.read_table(paths.samples, columns=SAMPLE_COLUMNS).to_pandas()
+    data = build_tensors(samples, cat, cfg.max_short, max_long, shared_text_encoder())
+    cfg = replace(cfg, code_vocab=tuple(cat.vocab()), n_cate=int(cat.cate.max()) + 1,
+                  n_brand=int(cat.brand.max()) + 1, profile_vocab=profile_vocab_sizes(data.city_vocab),
+                  text_dim=data.tensors["reasoning"].shape[1])
+    text = load_file(str(sid_root(paths) / "encoded" / "embeddings.safetensors"))["text"]
+    ids = pq.read_table(sid_root(paths) / "encoded" / "item_ids.parquet").to_pandas().item_id.to_numpy().astype(str)
+    if not np.array_equal(ids, cat.item_ids):
+        raise ValueError("SID codebook and encoded items disagree on the catalogue; rematerialize the SID assets")
+    model = Generator(cfg, torch.from_numpy(cat.codes), torch.from_numpy(cat.cate), torch.from_numpy(cat.brand),
+                      torch.from_numpy(text))
+    return cat, data, model, CodeTrie.build(cat.codes, cfg.code_vocab)
+
+
+def build_pretrained(paths: DataPaths, version: str = "V3", size: str = "small", train_cfg: TrainConfig | None = None,
+                     log=None, out_dir: Path | None = None, **model_overrides) -> dict:
+    train_cfg = train_cfg or TrainConfig()
+    cat, data, model, _ = prepare(paths, version, preset(size, **model_overrides))
+    rows = np.flatnonzero((data.meta.split == "train").to_numpy()
+                          & (data.tensors["target"].numpy() < cat.pad))
+    out_dir = out_dir or model_dir(paths, version)
+    extra = {"sid_version": version, "sid_fingerprint": cat.fingerprint(), "model": asdict(model.cfg),
+             "size": size, "city_vocab": data.city_vocab}
+    history = train(model, data, rows, train_cfg, out_dir / "checkpoints", extra, log=log)
+    info = {"train_samples": int(len(rows)), "params": int(sum(p.numel() for p in model.parameters())),
+            "steps": train_cfg.steps, "final_loss": float(np.mean([h["loss"] for h in history[-20:]]))
+            if history else None, "unknown_items": data.unknown_items, **extra}
+    atomic_write_json(out_dir / "info.json", info)
+    return info
+
+
+def load_pretrained(paths: DataPaths, version: str, out_dir: Path | None = None):
+    """Model + data + trie from the latest checkpoint; refuses a checkpoint of another SID codebook."""
+    out_dir = out_dir or model_dir(paths, version)
+    ckpt = latest_checkpoint(out_dir / "checkpoints")
+    if ckpt is None:
+        raise FileNotFoundError(f"no checkpoint under {out_dir}/checkpoints: materialize pretrained_checkpoint")
+    state = json.loads((ckpt / "state.json").read_text())
+    cfg = GeneratorConfig(**{**state["model"], "code_vocab": tuple(state["model"]["code_vocab"])})
+    cat, data, model, trie = prepare(paths, state["sid_version"], cfg)
+    if state["sid_fingerprint"] != cat.fingerprint():
+        raise ValueError(f"checkpoint {ckpt} belongs to SID {state['sid_version']} codes "
+                         f"{state['sid_fingerprint']}, not the current {cat.fingerprint()}")
+    load_checkpoint(ckpt, model)
+    return model.eval(), cat, data, trie
+
+
+def offline_eval(paths: DataPaths, version: str, split: str = "test", beam: int = 50,
+                 max_rows: int | None = None) -> dict:
+    model, cat, data, trie = load_pretrained(paths, version)
+    return evaluate(model, data, trie, cat.codes, split=split, beam=beam, max_rows=max_rows)

@@ -1,0 +1,118 @@
+"""Pre-training loop for the generator: AdamW, warmup + cosine LR, deterministic batches, resumable.
+
+The batch of step ``s`` is a pure function of (seed, s): epoch permutations
+come from ``default_rng(seed + epoch)``, so a run killed after checkpoint ``s``
+and resumed replays exactly the same batches, dropout masks (the torch RNG is
+checkpointed) and losses.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 256
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    warmup: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ckpt_every: int = 200
+    log_every: int = 10
+    seed: int = 0
+    peak_flops: float = 1.6e11  # for the MFU estimate: ~2 cores x 32 FLOP/cycle x 2.5 GHz
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+    start = step * batch_size
+    out, pos = [], start
+    while len(out) < batch_size:
+        epoch, offset = divmod(pos, n)
+        perm = np.random.default_rng(seed + epoch).permutation(n)
+        take = perm[offset: offset + batch_size - len(out)]
+        out.extend(take.tolist())
+        pos += len(take)
+    return np.asarray(out)
+
+
+def lr_lambda(cfg: TrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return f
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig):
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": other, "weight_decay": 0.0}], lr=cfg.lr)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+
+
+def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path, extra: dict | None = None,
+          log: Callable[[dict], None] | None = None, stop_at: int | None = None) -> list[dict]:
+    """Train on sample ``rows`` of ``data``; resumes from ``ckpt_dir/latest`` when present.
+
+    ``stop_at`` ends the run early at that step (after its checkpoint), as a kill would.
+    """
+    torch.manual_seed(cfg.seed)
+    opt, sched = make_optimizer(model, cfg)
+    start = 0
+    ckpt = latest_checkpoint(ckpt_dir)
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model, opt, sched)
+        if extra and state.get("sid_fingerprint") not in (None, extra.get("sid_fingerprint")):
+            raise ValueError(f"{ckpt} was trained on another SID codebook ({state.get('sid_fingerprint')} != "
+                             f"{extra.get('sid_fingerprint')}); use a new checkpoint directory")
+        start = state["step"]
+    n_params = sum(p.numel() for p in model.parameters())
+    tokens_per_sample = data.tensors["short_items"].shape[1] + len(model.cfg.code_vocab) + 3
+    history: list[dict] = []
+    model.train()
+    t_last, last_step = time.perf_counter(), start
+    bar = tqdm(range(start, cfg.steps), desc="pretrain", initial=start, total=cfg.steps, mininterval=2)
+    for step in bar:
+        batch = data.batch(rows[batch_indices(len(rows), cfg.batch_size, cfg.seed, step)])
+        out = model(batch)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        record = {"step": step + 1, "loss": float(out["loss"].detach()), "ntp": float(out["ntp"].detach()),
+                  "lr": sched.get_last_lr()[0], "balance": float(out["balance"].detach())}
+        if "q2i" in out:
+            record["q2i"] = float(out["q2i"].detach())
+        history.append(record)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            dt = time.perf_counter() - t_last
+            sps = (done - last_step) * cfg.batch_size / max(dt, 1e-9)
+            record.update(samples_per_s=sps, tokens_per_s=sps * tokens_per_sample,
+                          mfu=6 * n_params * tokens_per_sample * sps / cfg.peak_flops)
+            t_last, last_step = time.perf_counter(), done
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+            if log:
+                log(record)
+        if done % cfg.ckpt_every == 0 or done == cfg.steps or done == stop_at:
+            save_checkpoint(ckpt_dir, done, model, opt, sched, {"config": asdict(cfg), **(extra or {})})
+        if stop_at is not None and done >= stop_at:
+            break
+    model.eval()
+    return history
