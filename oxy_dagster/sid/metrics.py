@@ -86,4 +86,4 @@ def comparison_markdown(results: dict[str, dict], keys: list[str]) -> str:
         return f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
 
     table = pd.DataFrame({name: {k: fmt(r.get(k)) for k in keys} for name, r in results.items()})
-    return table.to_markdown(stralign="right")
+    return table.to_markdown(stralign="right", disable_numparse=True)
