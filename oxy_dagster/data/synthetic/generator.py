@@ -64,7 +64,7 @@ def make_items(rng: np.random.Generator, cfg: SyntheticConfig) -> pd.DataFrame:
                              category_path=CATEGORY_SEP.join(leaf.path), price=round(price, 2),
                              image_path=None, h_leaf=li, h_tier=tier))
     items = pd.DataFrame(rows)
-    items["h_pop"] = rng.zipf(1.6, len(items)).clip(max=50).astype(float)
+    items["h_pop"] = rng.lognormal(0.0, 0.8, len(items))  # item appeal: a spread, not a few runaway hits
     return items
 
 
