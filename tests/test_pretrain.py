@@ -53,3 +53,19 @@ def test_checkpoint_from_another_codebook_is_refused(shop):
     build_codebook(shop, "V1", width=16)  # a new codebook for the same version name
     with pytest.raises(ValueError, match="belongs to SID V1 codes"):
         load_pretrained(shop, "V1")
+
+
+@pytest.mark.slow
+def test_ablation_runner_trains_each_config_once(shop):
+    from oxy_dagster.model.ablation import AblationConfig, ablation_markdown, run_ablations
+
+    acfg = AblationConfig(sid_version="V1", steps=3, batch_size=32, beam=10, eval_rows=60)
+    result = run_ablations(shop, acfg, tables=["table7_igr_q2i", "table6_components"])
+    rows = result["rows"]
+    assert [r["variant"] for r in rows[:3]] == ["no IGR (recent long items), no Q2I", "IGR, no Q2I", "IGR + Q2I"]
+    fused = next(r for r in rows if r["variant"] == "fused")
+    assert fused["hr@10"] == rows[2]["hr@10"]  # the default configuration was trained once and reused
+    trained = list((shop.root / "models" / "ablations").iterdir())
+    assert len(trained) == 3 + 4 - 1  # the default appears in both tables
+    assert set(result["trigger_masking"]) == {"channel", "related", "cart"}
+    assert "table9_trigger_masking" in ablation_markdown(result)

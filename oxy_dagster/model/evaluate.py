@@ -44,7 +44,8 @@ def hierarchical_recall(pred: np.ndarray, target: np.ndarray, codes: np.ndarray,
 
 @torch.no_grad()
 def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: int = 50, batch_size: int = 128,
-             ks=KS, max_rows: int | None = None, progress: bool = True) -> dict:
+             ks=KS, max_rows: int | None = None, progress: bool = True, mask_trigger: bool = False) -> dict:
+    """``mask_trigger``: replace every trigger item by the learnable default (seed Table 9)."""
     rows = np.flatnonzero((data.meta.split == split).to_numpy() & (data.tensors["target"].numpy() < len(codes)))
     if max_rows:
         rows = rows[:max_rows]
@@ -52,7 +53,10 @@ def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: in
         raise ValueError(f"no {split} samples to evaluate")
     preds = []
     for i in tqdm(range(0, len(rows), batch_size), desc=f"eval {split}", disable=not progress):
-        items, _ = beam_search(model, data.batch(rows[i:i + batch_size]), trie, beam=beam, topk=max(ks))
+        batch = data.batch(rows[i:i + batch_size])
+        if mask_trigger:
+            batch["trigger"] = torch.full_like(batch["trigger"], model.pad_item)
+        items, _ = beam_search(model, batch, trie, beam=beam, topk=max(ks))
         preds.append(items.numpy())
     pred = np.concatenate(preds)
     target = data.tensors["target"].numpy()[rows]

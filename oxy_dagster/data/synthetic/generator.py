@@ -222,6 +222,22 @@ def _corrupt(rng, df: pd.DataFrame, fraction: float, breakers) -> pd.DataFrame:
     return df
 
 
+def _with_bad_items(rng, items: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """Append defective catalogue rows (a re-exported id with no category, a new id with a negative price).
+
+    The real rows stay intact, so the defects are quarantined without taking real items' events with them.
+    """
+    n = int(len(items) * fraction)
+    if n == 0:
+        return items
+    bad = items.iloc[rng.choice(len(items), n, replace=False)].copy().astype(object)
+    half = n // 2
+    bad.iloc[:half, bad.columns.get_loc("category_path")] = ""
+    bad.iloc[half:, bad.columns.get_loc("price")] = "-5"
+    bad.iloc[half:, bad.columns.get_loc("item_id")] = [f"x{i:05d}" for i in range(n - half)]
+    return pd.concat([items.astype(object), bad], ignore_index=True)
+
+
 def write_raw_tables(out_dir: str | Path, cfg: SyntheticConfig | None = None) -> dict[str, Path]:
     """Write the three raw tables as CSV, as a shop would export them."""
     cfg = cfg or SyntheticConfig()
@@ -231,7 +247,7 @@ def write_raw_tables(out_dir: str | Path, cfg: SyntheticConfig | None = None) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     tables["events"] = _corrupt(rng, tables["events"], cfg.corrupt_fraction, [
         ("timestamp", "not-a-date"), ("behavior", "favourite"), ("item_id", "i99999"), ("user_id", "")])
-    tables["items"] = _corrupt(rng, tables["items"], cfg.corrupt_fraction, [("price", "-5"), ("category_path", "")])
+    tables["items"] = _with_bad_items(rng, tables["items"], cfg.corrupt_fraction)
     paths = {}
     for name, df in tables.items():
         public = df[[c for c in df.columns if not c.startswith("h_")]]
