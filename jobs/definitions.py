@@ -3,29 +3,35 @@
 import dagster as dg
 
 from assets.data import checks, processing, tables
-from assets.model import pretrain
+from assets.model import ablation, pretrain
 from assets.sid import encoded, versions
 
 from .resources import resources_for
 
-ASSETS = [*dg.load_assets_from_modules([tables, processing, encoded, pretrain]), *versions.ASSETS]
+ASSETS = [*dg.load_assets_from_modules([tables, processing, encoded, pretrain, ablation]), *versions.ASSETS]
 CHECKS = [*checks.CHECKS, *versions.CHECKS]
 
-# In-process execution: one Spark session (one JVM) serves every step of a run.
-main_job = dg.define_asset_job("main_job", selection=dg.AssetSelection.all(), executor_def=dg.in_process_executor,
-                               description="The whole OxyRec asset graph on the configured dataset.")
-data_job = dg.define_asset_job("data_job", selection=dg.AssetSelection.groups("data"),
-                               executor_def=dg.in_process_executor,
-                               description="Raw -> validated -> splits -> Swing -> training samples.")
-generator_job = dg.define_asset_job("generator_job", selection=dg.AssetSelection.groups("generator"),
-                                    executor_def=dg.in_process_executor,
-                                    description="Pre-train the generator and evaluate it offline.")
-sid_job = dg.define_asset_job("sid_job", selection=dg.AssetSelection.groups("sid"), executor_def=dg.in_process_executor,
-                              description="Item encoding, V1-V4 item embeddings and codebooks, their comparison.")
+
+def _job(name: str, selection: dg.AssetSelection, description: str):
+    # In-process execution: one Spark session (one JVM) serves every step of a run.
+    return dg.define_asset_job(name, selection=selection, executor_def=dg.in_process_executor,
+                               description=description)
+
+
+JOBS = [
+    _job("main_job", dg.AssetSelection.all() - dg.AssetSelection.groups("ablation"),
+         "The whole OxyRec asset graph on the configured dataset (the ablations have their own job)."),
+    _job("data_job", dg.AssetSelection.groups("data"), "Raw -> validated -> splits -> Swing -> training samples."),
+    _job("sid_job", dg.AssetSelection.groups("sid"),
+         "Item encoding, V1-V4 item embeddings and codebooks, their comparison."),
+    _job("generator_job", dg.AssetSelection.groups("generator"), "Pre-train the generator and evaluate it offline."),
+    _job("ablation_job", dg.AssetSelection.groups("ablation"),
+         "Seed Tables 5, 6, 7, 9 and a scale slice: one comparison table."),
+]
 
 
 def make_definitions(resources: dict) -> dg.Definitions:
-    return dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[main_job, data_job, sid_job, generator_job], resources=resources,
+    return dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=JOBS, resources=resources,
                           executor=dg.in_process_executor)
 
 

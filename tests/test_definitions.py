@@ -28,7 +28,9 @@ def test_definitions_load_with_lineage():
     assert parents("item_text_embeddings") == {"items"}
     assert "training_samples" in parents("pretrained_checkpoint")
     assert parents("offline_eval") == {"pretrained_checkpoint"}
-    assert {j.name for j in defs.resolve_all_job_defs()} >= {"main_job", "data_job", "sid_job", "generator_job"}
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {"main_job", "data_job", "sid_job", "generator_job",
+                                                                  "ablation_job"}
+    assert parents("ablation_report") == {"training_samples", "V3/sid_codebooks"}
     checks = {c.name for c in graph.asset_check_keys}
     assert {"events_schema", "events_quarantine", "loo_splits_one_target_per_user", "sid_quality"} <= checks
 

@@ -110,3 +110,10 @@ def test_jsonl_and_parquet_inputs(spark, tmp_path):
     res = validate_table(spark, read_raw(spark, pq, ITEMS), ITEMS, tmp_path / "q2", ValidationPolicy(1.0))
     assert (res.total, res.bad) == (2, 1)
     assert res.good.collect()[0]["price"] == 3.0
+
+
+def test_empty_table_is_a_clear_error(spark, tmp_path):
+    p = tmp_path / "items.csv"
+    p.write_text("item_id,title,brand,category_path,price,image_path\n")
+    with pytest.raises(DataValidationError, match="items: the table has no rows"):
+        validate_table(spark, read_raw(spark, p, ITEMS), ITEMS, tmp_path / "q")

@@ -189,7 +189,7 @@ def validate_table(spark: SparkSession, raw: DataFrame, contract: TableContract,
             f"{contract.name}: {n_bad} of {total} rows bad ({result.bad_fraction:.2%} > allowed {limit:.2%}); "
             f"quarantined in {quarantine_path}. First bad rows:\n" + "\n".join(lines))
     if total == 0:
-        raise DataValidationError(f"{contract.name}: table is empty ({raw.select('_source_file').schema})")
+        raise DataValidationError(f"{contract.name}: the table has no rows")
     return result
 
 
