@@ -37,6 +37,7 @@ def test_main_job_materializes_default_graph(spark, work_dir):
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
     assert {f"V{i}/sid_codebooks" for i in range(1, 5)} | {"sid_comparison"} <= set(mats)
     assert "unique_items" in mats["sid_comparison"].materialization.metadata["table"].value
+    assert "base64" in mats["pretrained_checkpoint"].materialization.metadata["training_curves"].value
     eval_meta = mats["offline_eval"].materialization.metadata
     assert eval_meta["invalid_items"].value == 0 and eval_meta["evaluated"].value == 100
     assert 0 <= eval_meta["recall_at_10"].value <= 1

@@ -5,10 +5,11 @@ import json
 import dagster as dg
 import mlflow
 
-from oxy_dagster.model.pipeline import build_pretrained, model_dir, offline_eval as run_offline_eval
+from oxy_dagster.model.pipeline import build_pretrained, model_dir, plot_history
+from oxy_dagster.model.pipeline import offline_eval as run_offline_eval
 from oxy_dagster.model.train import TrainConfig
 
-from ..metadata import numeric
+from ..metadata import numeric, plot
 from ..resources import DatasetResource, MlflowResource, StorageResource
 
 
@@ -48,10 +49,13 @@ def pretrained_checkpoint(context: dg.AssetExecutionContext, config: PretrainPar
                                 placement=config.placement, components=config.components,
                                 use_igr=config.use_igr, q2i_weight=config.q2i_weight)
         mlflow.log_dict(info, "info.json")
+        out_dir = model_dir(paths, config.sid_version)
+        png = plot_history(json.loads((out_dir / "history.json").read_text()), out_dir / "training.png")
+        mlflow.log_artifact(str(png))
     return dg.MaterializeResult(metadata={
         "params": info["params"], "train_samples": info["train_samples"], "final_loss": info["final_loss"],
-        "sid_version": config.sid_version,
-        "checkpoints": dg.MetadataValue.path(str(model_dir(paths, config.sid_version) / "checkpoints"))})
+        "sid_version": config.sid_version, "training_curves": plot(png),
+        "checkpoints": dg.MetadataValue.path(str(out_dir / "checkpoints"))})
 
 
 @dg.asset(group_name="generator", compute_kind="torch", deps=["pretrained_checkpoint"])

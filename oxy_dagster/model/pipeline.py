@@ -63,7 +63,31 @@ def build_pretrained(paths: DataPaths, version: str = "V3", size: str = "small",
             "steps": train_cfg.steps, "final_loss": float(np.mean([h["loss"] for h in history[-20:]]))
             if history else None, "unknown_items": data.unknown_items, **extra}
     atomic_write_json(out_dir / "info.json", info)
+    atomic_write_json(out_dir / "history.json", history)
     return info
+
+
+def plot_history(history: list[dict], path: Path) -> Path:
+    """Training curves (loss, NTP, Q2I; learning rate on a twin axis) as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = [h["step"] for h in history]
+    for key in ("loss", "ntp", "q2i"):
+        if history and key in history[0]:
+            ax.plot(steps, [h[key] for h in history], label=key)
+    ax.set(xlabel="step", ylabel="loss", title="generator pre-training")
+    ax.legend(loc="upper right")
+    lr = ax.twinx()
+    lr.plot(steps, [h["lr"] for h in history], color="grey", lw=0.8, ls="--")
+    lr.set_ylabel("learning rate")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def load_pretrained(paths: DataPaths, version: str, out_dir: Path | None = None):
