@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks.common import RESULTS, write_result
 from oxy_dagster.data.pipeline import DataPaths, run_all
 from oxy_dagster.data.sources import DatasetConfig
-from oxy_dagster.model.ablation import AblationConfig, ablation_markdown, run_ablations
+from oxy_dagster.model.ablation import TABLES, AblationConfig, ablation_markdown, run_ablations
 from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings, sid_root
 from oxy_dagster.spark import get_spark, stop_spark
 
@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=250)
     ap.add_argument("--eval-rows", type=int, default=1000)
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--tables", default="", help="comma-separated subset of " + ",".join(TABLES))
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="oxy-ablation-")
     paths = DataPaths(Path(args.workdir or tmp.name))
@@ -36,10 +37,12 @@ def main() -> None:
         build_item_embeddings(paths, "V3")
         build_codebook(paths, "V3")
     acfg = AblationConfig(steps=args.steps, eval_rows=args.eval_rows)
-    result = run_ablations(paths, acfg, log=lambda row: print(row, flush=True))
+    tables = [t for t in args.tables.split(",") if t] or None
+    result = run_ablations(paths, acfg, tables=tables, log=lambda row: print(row, flush=True))
     md = ablation_markdown(result)
     (RESULTS / "ablations.md").write_text(md)
     figures = {"steps": acfg.steps, "eval_rows": acfg.eval_rows, "sid_version": acfg.sid_version,
+               "tables": tables or list(TABLES),
                "rows": result["rows"], "trigger_masking": result["trigger_masking"]}
     write_result("ablations", figures, {"dataset": "synthetic", "steps": acfg.steps},
                  artifacts=[RESULTS / "ablations.md"])

@@ -5,6 +5,7 @@ same seed, data and step budget, and is evaluated on the held-out split with the
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def run_ablations(paths: DataPaths, acfg: AblationConfig, tables: list[str] | No
             key = _key(cfg)
             if key not in trained:
                 out_dir = paths.root / "models" / "ablations" / key.replace("=", "_").replace(" ", "")
+                shutil.rmtree(out_dir, ignore_errors=True)  # never resume a checkpoint of an earlier budget
                 tcfg = TrainConfig(steps=acfg.steps, batch_size=acfg.batch_size, lr=acfg.lr, seed=acfg.seed,
                                    log_every=50)
                 model_kw = {k: v for k, v in cfg.items() if k != "size"}
