@@ -14,7 +14,7 @@ import numpy as np
 from ..data.pipeline import DataPaths
 from .config import COMPONENTS, PLACEMENTS
 from .evaluate import evaluate
-from .pipeline import build_pretrained, load_pretrained
+from .pipeline import pretrain
 from .train import TrainConfig
 
 DEFAULT = {"size": "small", "placement": "right_bos", "components": "fused", "use_igr": True, "q2i_weight": 0.1}
@@ -49,6 +49,7 @@ def _key(cfg: dict) -> str:
 def run_ablations(paths: DataPaths, acfg: AblationConfig, tables: list[str] | None = None, log=None) -> dict:
     """Returns {"rows": [...], "trigger_masking": {...}}; every distinct configuration trains once."""
     trained: dict[str, dict] = {}
+    default_model = None
     rows = []
     for table in tables or list(TABLES):
         for variant, override in TABLES[table].items():
@@ -60,12 +61,14 @@ def run_ablations(paths: DataPaths, acfg: AblationConfig, tables: list[str] | No
                 tcfg = TrainConfig(steps=acfg.steps, batch_size=acfg.batch_size, lr=acfg.lr, seed=acfg.seed,
                                    log_every=50)
                 model_kw = {k: v for k, v in cfg.items() if k != "size"}
-                info = build_pretrained(paths, acfg.sid_version, cfg["size"], tcfg, out_dir=out_dir, **model_kw)
-                model, cat, data, trie = load_pretrained(paths, acfg.sid_version, out_dir=out_dir)
+                # the trained model is evaluated in memory: no second load of the catalogue and samples
+                info, model, cat, data, trie = pretrain(paths, acfg.sid_version, cfg["size"], tcfg,
+                                                        out_dir=out_dir, **model_kw)
+                if key == _key(DEFAULT):
+                    default_model = (model, cat, data, trie)
                 metrics = evaluate(model, data, trie, cat.codes, split=acfg.split, beam=acfg.beam,
                                    ks=(1, 5, 10, 20), max_rows=acfg.eval_rows, progress=False)
-                trained[key] = {"params": info["params"], "final_loss": info["final_loss"], **metrics,
-                                "_dir": str(out_dir)}
+                trained[key] = {"params": info["params"], "final_loss": info["final_loss"], **metrics}
             r = trained[key]
             row = {"table": table, "variant": variant, "params": r["params"], "final_loss": r["final_loss"],
                    **{m: r.get(m) for m in REPORTED}}
@@ -75,8 +78,8 @@ def run_ablations(paths: DataPaths, acfg: AblationConfig, tables: list[str] | No
     # Table 9: replace the real trigger with the default embedding at inference, same model.
     default = trained.get(_key(DEFAULT))
     masking = {}
-    if default is not None:
-        model, cat, data, trie = load_pretrained(paths, acfg.sid_version, out_dir=Path(default["_dir"]))
+    if default_model is not None:
+        model, cat, data, trie = default_model
         masked = evaluate(model, data, trie, cat.codes, split=acfg.split, beam=acfg.beam, ks=(1, 5, 10, 20),
                           max_rows=acfg.eval_rows, progress=False, mask_trigger=True)
         for scen in ("channel", "related", "cart"):

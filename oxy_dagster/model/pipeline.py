@@ -51,8 +51,14 @@ def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, max_long: int 
 
 def build_pretrained(paths: DataPaths, version: str = "V3", size: str = "small", train_cfg: TrainConfig | None = None,
                      log=None, out_dir: Path | None = None, **model_overrides) -> dict:
+    return pretrain(paths, version, size, train_cfg, log, out_dir, **model_overrides)[0]
+
+
+def pretrain(paths: DataPaths, version: str = "V3", size: str = "small", train_cfg: TrainConfig | None = None,
+             log=None, out_dir: Path | None = None, **model_overrides):
+    """Train (or resume) and return (info, trained model, catalogue, sample tensors, trie), ready to evaluate."""
     train_cfg = train_cfg or TrainConfig()
-    cat, data, model, _ = prepare(paths, version, preset(size, **model_overrides))
+    cat, data, model, trie = prepare(paths, version, preset(size, **model_overrides))
     rows = np.flatnonzero((data.meta.split == "train").to_numpy()
                           & (data.tensors["target"].numpy() < cat.pad))
     out_dir = out_dir or model_dir(paths, version)
@@ -64,7 +70,7 @@ def build_pretrained(paths: DataPaths, version: str = "V3", size: str = "small",
             if history else None, "unknown_items": data.unknown_items, **extra}
     atomic_write_json(out_dir / "info.json", info)
     atomic_write_json(out_dir / "history.json", history)
-    return info
+    return info, model, cat, data, trie
 
 
 def plot_history(history: list[dict], path: Path) -> Path:
