@@ -159,3 +159,21 @@ def test_killed_run_resumes_to_the_same_step_and_loss(tmp_path):
     np.testing.assert_allclose([h["loss"] for h in rest], [h["loss"] for h in full[5:]], rtol=1e-5)
     assert rest[-1]["loss"] < full[0]["loss"]
     assert not list((tmp_path / "b").glob(".tmp-*"))  # no half-written checkpoint left behind
+
+
+def test_changed_config_starts_fresh_and_keeps_the_old_run(tmp_path):
+    codes = _catalogue()
+    data = _toy_data(codes)
+    rows = np.arange(len(data))
+    cfg = TrainConfig(steps=4, batch_size=16, warmup=1, log_every=1)
+    assert len(train(_model(codes), data, rows, cfg, tmp_path / "ck")) == 4
+    assert train(_model(codes), data, rows, cfg, tmp_path / "ck") == []  # same config: already done
+    longer = TrainConfig(steps=6, batch_size=16, warmup=1, log_every=1, ckpt_every=3)
+    with pytest.raises(ValueError, match="another training or model config"):
+        train(_model(codes), data, rows, longer, tmp_path / "ck", on_change="error")
+    fresh = train(_model(codes), data, rows, longer, tmp_path / "ck")
+    assert [h["step"] for h in fresh] == [1, 2, 3, 4, 5, 6]  # a new cosine schedule, not steps 5-6 of the old one
+    assert len(list(tmp_path.glob("ck.replaced-*"))) == 1
+    budget = TrainConfig(steps=6, batch_size=16, warmup=1, log_every=1, max_wall_s=1e-9)
+    stopped = train(_model(codes), data, rows, budget, tmp_path / "wall")
+    assert len(stopped) == 1 and latest_checkpoint(tmp_path / "wall").name == "step-00000001"

@@ -8,8 +8,10 @@ checkpointed) and losses.
 
 from __future__ import annotations
 
+import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,6 +36,12 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     peak_flops: float = 1.6e11  # for the MFU estimate: ~2 cores x 32 FLOP/cycle x 2.5 GHz
+    max_wall_s: float = 0.0  # > 0: stop (after a checkpoint) once training has run this long
+
+    def schedule_key(self) -> dict:
+        """The fields that decide the trajectory: a checkpoint from other values cannot be resumed."""
+        return {k: v for k, v in asdict(self).items() if k not in ("ckpt_every", "log_every", "peak_flops",
+                                                                 "max_wall_s")}
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
@@ -66,26 +74,39 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig):
 
 
 def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path, extra: dict | None = None,
-          log: Callable[[dict], None] | None = None, stop_at: int | None = None) -> list[dict]:
+          log: Callable[[dict], None] | None = None, stop_at: int | None = None,
+          on_change: str = "restart") -> list[dict]:
     """Train on sample ``rows`` of ``data``; resumes from ``ckpt_dir/latest`` when present.
 
     ``stop_at`` ends the run early at that step (after its checkpoint), as a kill would.
+    ``on_change``: when the latest checkpoint was written under another schedule or model
+    config, ``"restart"`` moves it aside and starts fresh; ``"error"`` refuses.
     """
     torch.manual_seed(cfg.seed)
     opt, sched = make_optimizer(model, cfg)
     start = 0
     ckpt = latest_checkpoint(ckpt_dir)
+    if ckpt is not None and _changed(ckpt, cfg, model, extra):
+        if on_change != "restart":
+            raise ValueError(f"{ckpt} was written under another training or model config; "
+                             "use a new checkpoint directory or on_change='restart'")
+        stale = Path(ckpt_dir).with_name(f"{Path(ckpt_dir).name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+        Path(ckpt_dir).rename(stale)
+        warnings.warn(f"training or model config changed since {ckpt}: kept the old run in {stale}, starting fresh")
+        ckpt = None
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model, opt, sched)
+        state = json.loads((ckpt / "state.json").read_text())
         if extra and state.get("sid_fingerprint") not in (None, extra.get("sid_fingerprint")):
             raise ValueError(f"{ckpt} was trained on another SID codebook ({state.get('sid_fingerprint')} != "
                              f"{extra.get('sid_fingerprint')}); use a new checkpoint directory")
+        state = load_checkpoint(ckpt, model, opt, sched)
         start = state["step"]
     n_params = sum(p.numel() for p in model.parameters())
     tokens_per_sample = data.tensors["short_items"].shape[1] + len(model.cfg.code_vocab) + 3
     history: list[dict] = []
     model.train()
     t_last, last_step = time.perf_counter(), start
+    t_start = time.perf_counter()
     bar = tqdm(range(start, cfg.steps), desc="pretrain", initial=start, total=cfg.steps, mininterval=2)
     for step in bar:
         batch = data.batch(rows[batch_indices(len(rows), cfg.batch_size, cfg.seed, step)])
@@ -110,9 +131,21 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
             bar.set_postfix(loss=f"{record['loss']:.3f}")
             if log:
                 log(record)
-        if done % cfg.ckpt_every == 0 or done == cfg.steps or done == stop_at:
+        out_of_time = cfg.max_wall_s > 0 and time.perf_counter() - t_start >= cfg.max_wall_s
+        if done % cfg.ckpt_every == 0 or done == cfg.steps or done == stop_at or out_of_time:
             save_checkpoint(ckpt_dir, done, model, opt, sched, {"config": asdict(cfg), **(extra or {})})
-        if stop_at is not None and done >= stop_at:
+        if (stop_at is not None and done >= stop_at) or out_of_time:
             break
     model.eval()
     return history
+
+
+def _changed(ckpt: Path, cfg: TrainConfig, model, extra: dict | None) -> bool:
+    state = json.loads((ckpt / "state.json").read_text())
+    saved = TrainConfig(**{k: v for k, v in state.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
+    if saved.schedule_key() != cfg.schedule_key():
+        return True
+    if extra and "model" in extra and json.dumps(state.get("model"), sort_keys=True, default=list) != \
+            json.dumps(json.loads(json.dumps(extra["model"], default=list)), sort_keys=True, default=list):
+        return True
+    return False
