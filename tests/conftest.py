@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -36,7 +35,3 @@ def datasets_dir() -> Path:
     return datasets_dir()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

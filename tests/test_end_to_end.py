@@ -13,7 +13,7 @@ import mlflow
 import pytest
 import requests
 
-from tests.conftest import free_port
+from oxy_dagster.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,6 +24,8 @@ class PretrainParams(dg.Config):
     components: str = "fused"
     use_igr: bool = True
     q2i_weight: float = 0.1
+    engine: str = "deepspeed"  # or "torch"; DeepSpeed runs as a group of one here (see oxy_dagster/model/cli.py)
+    zero_stage: int = 1  # ZeRO 0-3; bf16 on GPU, fp32 on CPU
 
 
 class EvalParams(dg.Config):
@@ -40,7 +42,8 @@ def pretrained_checkpoint(context: dg.AssetExecutionContext, config: PretrainPar
     """Instruction-following encoder-decoder pre-trained with weighted next-code + Q2I + MoE balance losses."""
     paths = storage.data_paths(dataset.name)
     params = config.model_dump()
-    tcfg = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed)
+    tcfg = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                       engine=config.engine, zero_stage=config.zero_stage)
     with mlflow_tracking.run(context, "pretrain", f"pretrain-{config.sid_version}-{dataset.name}", params):
         def log(rec):
             mlflow.log_metrics({k: v for k, v in rec.items() if k != "step"}, step=rec["step"])
@@ -54,7 +57,8 @@ def pretrained_checkpoint(context: dg.AssetExecutionContext, config: PretrainPar
         mlflow.log_artifact(str(png))
     return dg.MaterializeResult(metadata={
         "params": info["params"], "train_samples": info["train_samples"], "final_loss": info["final_loss"],
-        "sid_version": config.sid_version, "training_curves": plot(png),
+        "sid_version": config.sid_version, "engine": f"{config.engine} (ZeRO {config.zero_stage})",
+        "training_curves": plot(png),
         "checkpoints": dg.MetadataValue.path(str(out_dir / "checkpoints"))})
 
 

@@ -44,12 +44,17 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
+    write_latest(root, final, keep)
+    return final
+
+
+def write_latest(root: Path, final: Path, keep: int = 2) -> None:
+    """Point ``latest`` at a complete checkpoint (atomically), then drop all but the newest ``keep``."""
     latest_tmp = root / f".latest-{uuid.uuid4().hex[:8]}"
     latest_tmp.write_text(final.name)
     os.replace(latest_tmp, root / "latest")
     for old in sorted(root.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:

@@ -55,7 +55,8 @@ def build_pretrained(paths: DataPaths, version: str = "V3", size: str = "small",
 
 
 def pretrain(paths: DataPaths, version: str = "V3", size: str = "small", train_cfg: TrainConfig | None = None,
-             log=None, out_dir: Path | None = None, **model_overrides):
+             log=None, out_dir: Path | None = None, write_info: bool = True, stop_at: int | None = None,
+             **model_overrides):
     """Train (or resume) and return (info, trained model, catalogue, sample tensors, trie), ready to evaluate."""
     train_cfg = train_cfg or TrainConfig()
     cat, data, model, trie = prepare(paths, version, preset(size, **model_overrides))
@@ -64,12 +65,13 @@ def pretrain(paths: DataPaths, version: str = "V3", size: str = "small", train_c
     out_dir = out_dir or model_dir(paths, version)
     extra = {"sid_version": version, "sid_fingerprint": cat.fingerprint(), "model": asdict(model.cfg),
              "size": size, "city_vocab": data.city_vocab}
-    history = train(model, data, rows, train_cfg, out_dir / "checkpoints", extra, log=log)
+    history = train(model, data, rows, train_cfg, out_dir / "checkpoints", extra, log=log, stop_at=stop_at)
     info = {"train_samples": int(len(rows)), "params": int(sum(p.numel() for p in model.parameters())),
             "steps": train_cfg.steps, "final_loss": float(np.mean([h["loss"] for h in history[-20:]]))
             if history else None, "unknown_items": data.unknown_items, **extra}
-    atomic_write_json(out_dir / "info.json", info)
-    atomic_write_json(out_dir / "history.json", history)
+    if write_info:  # rank 0 only under a launcher
+        atomic_write_json(out_dir / "info.json", info)
+        atomic_write_json(out_dir / "history.json", history)
     return info, model, cat, data, trie
 
 

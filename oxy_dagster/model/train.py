@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint
+from .engine import make_engine
 
 
 @dataclass
@@ -37,6 +38,8 @@ class TrainConfig:
     seed: int = 0
     peak_flops: float = 1.6e11  # for the MFU estimate: ~2 cores x 32 FLOP/cycle x 2.5 GHz
     max_wall_s: float = 0.0  # > 0: stop (after a checkpoint) once training has run this long
+    engine: str = "torch"  # "torch" (plain, one process) or "deepspeed" (ZeRO, any world size)
+    zero_stage: int = 1  # DeepSpeed ZeRO stage 0-3 (engine="deepspeed")
 
     def schedule_key(self) -> dict:
         """The fields that decide the trajectory: a checkpoint from other values cannot be resumed."""
@@ -56,23 +59,6 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
     return np.asarray(out)
 
 
-def lr_lambda(cfg: TrainConfig):
-    def f(step: int) -> float:
-        if step < cfg.warmup:
-            return (step + 1) / cfg.warmup
-        progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return f
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig):
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": other, "weight_decay": 0.0}], lr=cfg.lr)
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-
-
 def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path, extra: dict | None = None,
           log: Callable[[dict], None] | None = None, stop_at: int | None = None,
           on_change: str = "restart") -> list[dict]:
@@ -83,7 +69,8 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
     config, ``"restart"`` moves it aside and starts fresh; ``"error"`` refuses.
     """
     torch.manual_seed(cfg.seed)
-    opt, sched = make_optimizer(model, cfg)
+    engine = make_engine(model, cfg)
+    lead = engine.rank == 0
     start = 0
     ckpt = latest_checkpoint(ckpt_dir)
     if ckpt is not None and _changed(ckpt, cfg, model, extra):
@@ -91,33 +78,34 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
             raise ValueError(f"{ckpt} was written under another training or model config; "
                              "use a new checkpoint directory or on_change='restart'")
         stale = Path(ckpt_dir).with_name(f"{Path(ckpt_dir).name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-        Path(ckpt_dir).rename(stale)
-        warnings.warn(f"training or model config changed since {ckpt}: kept the old run in {stale}, starting fresh")
+        _barrier(engine)
+        if lead:
+            Path(ckpt_dir).rename(stale)
+            warnings.warn(f"training or model config changed since {ckpt}: kept the old run in {stale}, "
+                          "starting fresh")
+        _barrier(engine)
         ckpt = None
     if ckpt is not None:
         state = json.loads((ckpt / "state.json").read_text())
         if extra and state.get("sid_fingerprint") not in (None, extra.get("sid_fingerprint")):
             raise ValueError(f"{ckpt} was trained on another SID codebook ({state.get('sid_fingerprint')} != "
                              f"{extra.get('sid_fingerprint')}); use a new checkpoint directory")
-        state = load_checkpoint(ckpt, model, opt, sched)
-        start = state["step"]
+        start = engine.load(ckpt)["step"]
     n_params = sum(p.numel() for p in model.parameters())
     tokens_per_sample = data.tensors["short_items"].shape[1] + len(model.cfg.code_vocab) + 3
     history: list[dict] = []
     model.train()
     t_last, last_step = time.perf_counter(), start
     t_start = time.perf_counter()
-    bar = tqdm(range(start, cfg.steps), desc="pretrain", initial=start, total=cfg.steps, mininterval=2)
+    bar = tqdm(range(start, cfg.steps), desc="pretrain", initial=start, total=cfg.steps, mininterval=2,
+               disable=not lead)
     for step in bar:
-        batch = data.batch(rows[batch_indices(len(rows), cfg.batch_size, cfg.seed, step)])
-        out = model(batch)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
+        idx = rows[batch_indices(len(rows), cfg.batch_size, cfg.seed, step)]
+        batch = data.batch(idx[engine.rank::engine.world])  # each process takes its slice of the global batch
+        out = engine.forward(batch)
+        engine.step(out["loss"])
         record = {"step": step + 1, "loss": float(out["loss"].detach()), "ntp": float(out["ntp"].detach()),
-                  "lr": sched.get_last_lr()[0], "balance": float(out["balance"].detach())}
+                  "lr": engine.lr, "balance": float(out["balance"].detach())}
         if "q2i" in out:
             record["q2i"] = float(out["q2i"].detach())
         history.append(record)
@@ -129,15 +117,33 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
                           mfu=6 * n_params * tokens_per_sample * sps / cfg.peak_flops)
             t_last, last_step = time.perf_counter(), done
             bar.set_postfix(loss=f"{record['loss']:.3f}")
-            if log:
+            if log and lead:
                 log(record)
-        out_of_time = cfg.max_wall_s > 0 and time.perf_counter() - t_start >= cfg.max_wall_s
+        out_of_time = _agree(engine, cfg.max_wall_s > 0 and time.perf_counter() - t_start >= cfg.max_wall_s)
         if done % cfg.ckpt_every == 0 or done == cfg.steps or done == stop_at or out_of_time:
-            save_checkpoint(ckpt_dir, done, model, opt, sched, {"config": asdict(cfg), **(extra or {})})
+            engine.save(Path(ckpt_dir), done, {"config": asdict(cfg), **(extra or {})})
         if (stop_at is not None and done >= stop_at) or out_of_time:
             break
     model.eval()
     return history
+
+
+def _barrier(engine) -> None:
+    if engine.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _agree(engine, flag: bool) -> bool:
+    """True on every rank when any rank says so (so all processes stop at the same step)."""
+    if engine.world == 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([int(flag)])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def _changed(ckpt: Path, cfg: TrainConfig, model, extra: dict | None) -> bool:

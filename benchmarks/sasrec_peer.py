@@ -1,0 +1,85 @@
+"""The peer for the Beauty benchmark: RecBole's SASRec (cross-entropy loss) on OxyRec's own split.
+
+The leave-one-out split OxyRec built (``splits`` table: every user's interactions
+with their position) is written as a RecBole atomic ``.inter`` file whose
+timestamp is the position, so RecBole's "LS valid_and_test" split, ordered by
+time and grouped by user, holds out exactly the same last two items. SASRec then
+trains epoch by epoch until the next epoch would overrun the wall-clock budget,
+and is scored once on the test split with full ranking over all items.
+
+RecBole needs the ``bench`` extra (``pip install -e '.[bench]'``). With numpy 2
+it imports only after the removed numpy aliases are restored (below).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SASREC = dict(MAX_ITEM_LIST_LENGTH=50, hidden_size=64, inner_size=256, n_layers=2, n_heads=2,
+              hidden_dropout_prob=0.5, attn_dropout_prob=0.5, loss_type="CE", learning_rate=1e-3,
+              train_batch_size=256)
+
+
+def _numpy_aliases() -> None:
+    for name, target in (("float_", np.float64), ("complex_", np.complex128), ("unicode_", np.str_)):
+        if not hasattr(np, name):
+            setattr(np, name, target)
+
+
+def write_inter(splits: pd.DataFrame, root: Path, name: str = "beauty") -> Path:
+    """RecBole atomic file of (user, item, position-as-timestamp), written atomically."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    df = splits.sort_values(["user_id", "pos"])[["user_id", "item_id", "pos"]]
+    tmp = folder / f".{name}.inter.tmp"
+    with open(tmp, "w") as f:
+        f.write("user_id:token\titem_id:token\ttimestamp:float\n")
+        df.to_csv(f, sep="\t", header=False, index=False)
+    tmp.replace(folder / f"{name}.inter")
+    return folder
+
+
+def run_sasrec(splits: pd.DataFrame, budget_s: float, workdir: Path, seed: int = 0, log=print) -> dict:
+    """Train SASRec for at most ``budget_s`` seconds of epochs; return its test metrics."""
+    _numpy_aliases()
+    import torch
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_seed
+
+    write_inter(splits, workdir)
+    config = Config(model="SASRec", dataset="beauty", config_dict={
+        **SASREC, "data_path": str(workdir), "checkpoint_dir": str(workdir / "saved"),
+        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]}, "train_neg_sample_args": None,
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
+        "metrics": ["Recall", "NDCG"], "topk": [5, 10], "valid_metric": "NDCG@10", "eval_batch_size": 4096,
+        "device": "cpu", "use_gpu": False, "seed": seed, "reproducibility": True, "show_progress": True,
+        "epochs": 10_000, "log_wandb": False, "worker": 0})
+    init_seed(config["seed"], config["reproducibility"])
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    dataset = create_dataset(config)
+    train_data, _valid, test_data = data_preparation(config, dataset)
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    t0, epoch, times = time.perf_counter(), 0, []
+    while True:
+        start = time.perf_counter()
+        loss = trainer._train_epoch(train_data, epoch, show_progress=True)
+        times.append(time.perf_counter() - start)
+        epoch += 1
+        log({"peer_epoch": epoch, "peer_loss": float(np.sum(loss)), "peer_epoch_s": times[-1]})
+        if time.perf_counter() - t0 + float(np.mean(times)) > budget_s:
+            break
+    wall = time.perf_counter() - t0
+    result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+    return {"model": "RecBole SASRec (CE loss, max length 50, hidden 64, 2 layers)",
+            "recall@5": float(result["recall@5"]), "ndcg@5": float(result["ndcg@5"]),
+            "recall@10": float(result["recall@10"]), "ndcg@10": float(result["ndcg@10"]),
+            "train_wall_s": round(wall, 1), "epochs": epoch, "seed": seed,
+            "params": int(sum(p.numel() for p in model.parameters())),
+            "items": int(dataset.item_num - 1), "users": int(dataset.user_num - 1)}

@@ -1,0 +1,57 @@
+"""Command-line pre-training, for launchers (``torchrun`` / ``deepspeed``) and scripts.
+
+One CPU process, no launcher::
+
+    python -m oxy_dagster.model.cli --root .oxy/data/synthetic --version V3 --engine deepspeed --zero-stage 2
+
+Two processes on gloo (each takes half of every global batch)::
+
+    OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m oxy_dagster.model.cli --root ... --engine deepspeed
+
+The data root is a materialized OxyRec work dir (samples + the SID version's
+codes). Checkpoints go to ``--out`` (default ``<root>/models/pretrained-<version>``);
+rank 0 writes ``info.json`` and ``history.json`` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from ..data.pipeline import DataPaths
+from .config import PRESETS
+from .pipeline import pretrain
+from .train import TrainConfig
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description="Pre-train the OxyRec generator")
+    ap.add_argument("--root", required=True, help="OxyRec data root (with samples/ and sid/<version>/)")
+    ap.add_argument("--version", default="V3")
+    ap.add_argument("--size", default="small", choices=sorted(PRESETS))
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--warmup", type=int, default=TrainConfig.warmup)
+    ap.add_argument("--ckpt-every", type=int, default=TrainConfig.ckpt_every)
+    ap.add_argument("--seed", type=int, default=TrainConfig.seed)
+    ap.add_argument("--engine", default="deepspeed", choices=("torch", "deepspeed"))
+    ap.add_argument("--zero-stage", type=int, default=TrainConfig.zero_stage, choices=(0, 1, 2, 3))
+    ap.add_argument("--stop-at", type=int, default=None, help="end early after this step's checkpoint")
+    args = ap.parse_args(argv)
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                      ckpt_every=args.ckpt_every, seed=args.seed, engine=args.engine, zero_stage=args.zero_stage,
+                      log_every=1)
+    out = Path(args.out) if args.out else None
+    info = pretrain(DataPaths(Path(args.root)), args.version, args.size, cfg, out_dir=out,
+                    write_info=int(os.environ.get("RANK", 0)) == 0, stop_at=args.stop_at)[0]
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps({k: info[k] for k in ("train_samples", "params", "steps", "final_loss")}))
+    return info
+
+
+if __name__ == "__main__":
+    main()

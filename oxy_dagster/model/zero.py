@@ -1,0 +1,182 @@
+"""DeepSpeed ZeRO training engine with pickle-free checkpoints.
+
+* Without a launcher (one CPU process) the process group is set up here: rank 0
+  of 1 on gloo, with DeepSpeed's shared-memory comm op switched off so nothing
+  compiles (see ../shared/STACK.md). Under ``torchrun`` / ``deepspeed`` the
+  launcher's RANK / WORLD_SIZE / MASTER_* are used as they are.
+* The client optimizer is torch AdamW (no fused-op build); ZeRO stage, gradient
+  clipping and bf16 (on GPU only; fp32 on CPU) come from ``TrainConfig``.
+* DeepSpeed's own checkpoints are pickles. Here a checkpoint is ``step-<n>/``
+  with ``model.safetensors`` (full weights, gathered under ZeRO-3, written by
+  rank 0), one ``optimizer-rank<r>.safetensors`` + ``.json`` per rank (every
+  tensor of that rank's ZeRO optimizer partition, the rest of its state dict as
+  JSON; DeepSpeed-internal objects such as the loss scaler are taken from the
+  live optimizer on load) and ``state.json``. It is assembled in a temporary
+  directory and renamed by rank 0 after a barrier, like the plain engine's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .checkpoint import write_latest
+from .engine import make_optimizer
+
+
+def init_process_group() -> tuple[int, int]:
+    """Join (or create, for a single process) the distributed group; returns (rank, world)."""
+    import torch.distributed as dist
+
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+    import deepspeed
+    import deepspeed.ops
+
+    if not dist.is_initialized():
+        if "RANK" not in os.environ:  # no launcher: a group of one
+            from ..net import free_port
+
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                              MASTER_PORT=str(free_port()))
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _flatten(obj, path: str, tensors: dict):
+    if torch.is_tensor(obj):
+        tensors[path] = obj.detach().contiguous().cpu()
+        return {"__tensor__": path}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, _flatten(v, f"{path}/{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return {"__list__": [_flatten(v, f"{path}[{i}]", tensors) for i, v in enumerate(obj)]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return {"__live__": path}  # a DeepSpeed object (loss scaler, enum, fragment map): restored from the live one
+
+
+def _unflatten(node, tensors: dict, live: dict):
+    if isinstance(node, dict):
+        if "__tensor__" in node:
+            return tensors[node["__tensor__"]]
+        if "__dict__" in node:
+            return {k: _unflatten(v, tensors, live) for k, v in node["__dict__"]}
+        if "__list__" in node:
+            return [_unflatten(v, tensors, live) for v in node["__list__"]]
+        return live.get(node["__live__"])  # another rank's fragment map has no live twin here: unused
+    return node
+
+
+def _live_objects(obj, path: str = "", out: dict | None = None) -> dict:
+    out = {} if out is None else out
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _live_objects(v, f"{path}/{k}", out)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _live_objects(v, f"{path}[{i}]", out)
+    out[path] = obj
+    return out
+
+
+class DeepSpeedEngine:
+    def __init__(self, model: torch.nn.Module, cfg):
+        import deepspeed
+
+        self.rank, self.world = init_process_group()
+        if cfg.batch_size % self.world:
+            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by world size {self.world}")
+        self.bf16 = torch.cuda.is_available()
+        self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if self.bf16 else torch.device("cpu")
+        opt, sched = make_optimizer(model, cfg)
+        self.zero_stage = cfg.zero_stage
+        config = {"train_micro_batch_size_per_gpu": cfg.batch_size // self.world, "gradient_accumulation_steps": 1,
+                  "gradient_clipping": cfg.grad_clip, "zero_optimization": {"stage": cfg.zero_stage},
+                  "bf16": {"enabled": self.bf16}, "steps_per_print": 10**9, "wall_clock_breakdown": False}
+        self.engine, self.opt, _, self.sched = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
+                                                                    config=config)
+        self.model = model
+
+    def forward(self, batch: dict) -> dict:
+        dtype = torch.bfloat16 if self.bf16 else torch.float32
+        batch = {k: (v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device))
+                 for k, v in batch.items()}
+        return self.engine(batch)
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.engine.backward(loss)
+        self.engine.step()  # clips, steps the optimizer and the LR schedule, zeroes the gradients
+
+    @property
+    def lr(self) -> float:
+        return self.sched.get_last_lr()[0]
+
+    def _full_state_dict(self) -> dict:
+        if self.zero_stage == 3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(self.model.parameters())):
+                return {k: v.detach().float().cpu().clone() for k, v in self.model.state_dict().items()}
+        return {k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()}
+
+    def save(self, root: Path, step: int, extra: dict) -> Path:
+        import torch.distributed as dist
+
+        root = Path(root)
+        tmp, final = root / f".tmp-step-{step:08d}", root / f"step-{step:08d}"
+        weights = self._full_state_dict()  # a collective under ZeRO-3: every rank takes part
+        if self.rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        dist.barrier()
+        tensors: dict = {"rng.torch": torch.get_rng_state()}
+        skeleton = _flatten(self.opt.state_dict(), "", tensors)
+        save_file(tensors, str(tmp / f"optimizer-rank{self.rank}.safetensors"))
+        (tmp / f"optimizer-rank{self.rank}.json").write_text(json.dumps(skeleton))
+        if self.rank == 0:
+            save_file(weights, str(tmp / "model.safetensors"))
+            state = {"step": step, "engine": "deepspeed", "zero_stage": self.zero_stage, "world_size": self.world,
+                     "scheduler": self.sched.state_dict(), **extra}
+            (tmp / "state.json").write_text(json.dumps(state, default=str))
+        dist.barrier()
+        if self.rank == 0:
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            write_latest(root, final)
+        dist.barrier()
+        return final
+
+    def load(self, ckpt: Path) -> dict:
+        state = json.loads((ckpt / "state.json").read_text())
+        if state.get("world_size") != self.world or state.get("zero_stage") != self.zero_stage:
+            raise ValueError(f"{ckpt} was written by {state.get('world_size')} process(es) at ZeRO stage "
+                             f"{state.get('zero_stage')}; this run has {self.world} at stage {self.zero_stage}")
+        weights = load_file(str(ckpt / "model.safetensors"))
+        if self.zero_stage == 3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(self.model.parameters()), modifier_rank=0):
+                if self.rank == 0:
+                    self.model.load_state_dict(weights)
+        else:
+            self.model.load_state_dict(weights)
+        live = _live_objects(self.opt.state_dict())
+        shards = []
+        for r in range(self.world):
+            tensors = load_file(str(ckpt / f"optimizer-rank{r}.safetensors"))
+            shards.append(_unflatten(json.loads((ckpt / f"optimizer-rank{r}.json").read_text()), tensors, live))
+            if r == self.rank:
+                torch.set_rng_state(tensors["rng.torch"])
+        if self.zero_stage == 0:
+            self.opt.load_state_dict(shards[self.rank])
+        else:
+            self.opt.load_state_dict(shards, load_optimizer_states=True, load_from_fp32_weights=True)
+        self.sched.load_state_dict(state["scheduler"])
+        return state
