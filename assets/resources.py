@@ -83,3 +83,61 @@ class MlflowResource(dg.ConfigurableResource):
             if params:
                 mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             yield run
+
+
+class LLMResource(dg.ConfigurableResource):
+    """The OpenAI-compatible endpoint for slow thinking. Empty ``base_url``: start the embedded local
+    llama.cpp server (packaged GGUF, or ``gguf_path``) for the duration of the step."""
+
+    base_url: str = ""
+    model: str = ""
+    api_key: str = ""  # production: dg.EnvVar("OXY_LLM_API_KEY"); never logged
+    timeout_s: float = 120.0
+    max_retries: int = 2
+    concurrency: int = 1
+    json_mode: str = "none"
+    gguf_path: str = ""
+    n_threads: int = 2
+    cache_path: str = ""
+
+    @contextlib.contextmanager
+    def session(self):
+        from oxy_dagster.paths import work_dir
+        from oxy_dagster.reasoning.llm import InstructionLLM, LLMConfig
+        from oxy_dagster.reasoning.server import LocalLLMServer
+
+        cfg = LLMConfig(base_url=self.base_url, model=self.model, api_key=self.api_key, timeout_s=self.timeout_s,
+                        max_retries=self.max_retries, concurrency=self.concurrency, json_mode=self.json_mode,
+                        cache_path=self.cache_path or str(work_dir() / "cache" / "llm_answers.sqlite"))
+        if cfg.resolved().base_url:
+            yield InstructionLLM(cfg)
+            return
+        with LocalLLMServer(self.gguf_path or None, n_threads=self.n_threads,
+                            log_path=work_dir() / "llama-server.log") as server:
+            cfg.base_url = server.base_url
+            yield InstructionLLM(cfg)
+
+
+class InstructionStoreResource(dg.ConfigurableResource):
+    """Where user instructions live: ``sqlite:///...`` (embedded default) or ``redis://...``."""
+
+    url: str = ""
+
+    def open(self):
+        from oxy_dagster.paths import work_dir
+        from oxy_dagster.reasoning.store import make_store
+
+        return make_store(self.url or f"sqlite:///{work_dir() / 'instructions.db'}")
+
+
+class EventSourceResource(dg.ConfigurableResource):
+    """The append-only near-line event source: a local JSON-lines log (default) or ``redis://`` stream."""
+
+    url: str = ""
+    window_s: int = 300
+
+    def open(self):
+        from oxy_dagster.paths import work_dir
+        from oxy_dagster.reasoning.nearline import make_event_source
+
+        return make_event_source(self.url or str(work_dir() / "events" / "nearline.jsonl"))

@@ -124,11 +124,13 @@ def main() -> None:
 
             splits = pq.read_table(paths.splits,
                                    columns=["user_id", "item_id", "pos"]).to_pandas()
+            # The same wall-clock OxyRec's training took (measured, not the planned budget).
             peer = run_sasrec(splits, results[versions[0]]["train_wall_s"], oxy_home() / "bench" / "recbole",
                               seed=args.seed, log=lambda r: print(r, flush=True))
             print("peer", peer, flush=True)
     main_v = results[versions[0]]
     figures = {**{k: main_v[k] for k in (*KEYS, "train_wall_s", "params", "seed", "sid_version")},
+               "budget_s": args.budget_min * 60,
                "by_sid_version": results, "tiger": TIGER, "peak_rss_mb": rss.peak_mb,
                "passes_tiger": all(main_v[k] >= TIGER[k] for k in ("recall@10", "ndcg@10"))}
     if len(versions) > 1:

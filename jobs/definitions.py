@@ -4,11 +4,13 @@ import dagster as dg
 
 from assets.data import checks, processing, tables
 from assets.model import ablation, pretrain
+from assets.reasoning import instructions, nearline
 from assets.sid import encoded, versions
 
 from .resources import resources_for
 
-ASSETS = [*dg.load_assets_from_modules([tables, processing, encoded, pretrain, ablation]), *versions.ASSETS]
+ASSETS = [*dg.load_assets_from_modules([tables, processing, encoded, pretrain, ablation, instructions]),
+          *versions.ASSETS]
 CHECKS = [*checks.CHECKS, *versions.CHECKS]
 
 
@@ -27,11 +29,16 @@ JOBS = [
     _job("generator_job", dg.AssetSelection.groups("generator"), "Pre-train the generator and evaluate it offline."),
     _job("ablation_job", dg.AssetSelection.groups("ablation"),
          "Seed Tables 5, 6, 7, 9 and a scale slice: one comparison table."),
+    _job("reasoning_job", dg.AssetSelection.groups("reasoning"),
+         "Slow thinking: STP instruction table, query rewrites, every active user's instruction."),
 ]
+SCHEDULES = [nearline.daily_refresh_schedule(JOBS[-1])]
+SENSORS = [nearline.nearline_instruction_sensor]
 
 
 def make_definitions(resources: dict) -> dg.Definitions:
-    return dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=JOBS, resources=resources,
+    return dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[*JOBS, nearline.nearline_job],
+                          schedules=SCHEDULES, sensors=SENSORS, resources=resources,
                           executor=dg.in_process_executor)
 
 

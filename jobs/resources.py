@@ -6,6 +6,11 @@ production: a Spark master, a remote MLflow server and a shared storage root,
 all taken from the environment (``SPARK_MASTER``, ``MLFLOW_TRACKING_URI``,
 ``OXY_STORAGE_ROOT``).
 
+Slow thinking: local uses the embedded llama.cpp server (or ``OXY_LLM_BASE_URL``),
+an SQLite instruction store and a JSON-lines event log under the work dir;
+production takes ``OXY_LLM_BASE_URL`` / ``OXY_LLM_MODEL`` / ``OXY_LLM_API_KEY``
+and ``OXY_REDIS_URL`` (store + event stream).
+
 Either way ``OXY_DATASET`` (synthetic | beauty | movielens100k | amazon2014raw)
 and ``OXY_DATASET_PATH`` pick the data.
 """
@@ -16,7 +21,8 @@ import os
 
 import dagster as dg
 
-from assets.resources import DatasetResource, MlflowResource, SparkResource, StorageResource
+from assets.resources import (DatasetResource, EventSourceResource, InstructionStoreResource, LLMResource,
+                              MlflowResource, SparkResource, StorageResource)
 from oxy_dagster.paths import default_mlflow_uri, work_dir
 
 
@@ -35,6 +41,11 @@ def resources_for(env: str | None = None) -> dict:
             "storage": StorageResource(root=str(work_dir())),
             "mlflow_tracking": MlflowResource(tracking_uri=default_mlflow_uri()),
             "dataset": _dataset(),
+            # empty base_url: the embedded llama.cpp server; OXY_LLM_BASE_URL points at any other endpoint
+            "llm": LLMResource(base_url=os.environ.get("OXY_LLM_BASE_URL", ""),
+                               model=os.environ.get("OXY_LLM_MODEL", ""), gguf_path=os.environ.get("OXY_LLM_GGUF", "")),
+            "instruction_store": InstructionStoreResource(url=os.environ.get("OXY_INSTRUCTION_STORE", "")),
+            "event_source": EventSourceResource(url=os.environ.get("OXY_EVENT_SOURCE", "")),
         }
     if env == "production":
         return {
@@ -43,5 +54,10 @@ def resources_for(env: str | None = None) -> dict:
             "storage": StorageResource(root=dg.EnvVar("OXY_STORAGE_ROOT").get_value()),
             "mlflow_tracking": MlflowResource(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI").get_value()),
             "dataset": _dataset(),
+            "llm": LLMResource(base_url=dg.EnvVar("OXY_LLM_BASE_URL").get_value(),
+                               model=dg.EnvVar("OXY_LLM_MODEL").get_value(), api_key=dg.EnvVar("OXY_LLM_API_KEY"),
+                               concurrency=8, json_mode="json_schema"),
+            "instruction_store": InstructionStoreResource(url=dg.EnvVar("OXY_REDIS_URL").get_value()),
+            "event_source": EventSourceResource(url=dg.EnvVar("OXY_REDIS_URL").get_value()),
         }
     raise ValueError(f"OXY_ENV must be 'local' or 'production', not {env!r}")

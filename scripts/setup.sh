@@ -6,16 +6,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$OXY_ROOT"
 PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 stamp="$OXY_VENV/.oxy-installed"
-want="$(cat setup.cfg constraints.txt | sha256sum | cut -d' ' -f1)"
+want="$( (cat setup.cfg constraints.txt; echo "${OXY_EXTRAS:-}") | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$OXY_VENV/bin/python" ]; then
   echo "[setup] creating virtualenv $OXY_VENV"
   "$PY" -m venv "$OXY_VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[setup] installing OxyRec and pinned dependencies (a few minutes the first time)"
+  echo "[setup] installing OxyRec and pinned dependencies (a few minutes the first time;"
+  echo "[setup] llama-cpp-python builds from source once: ~7-15 min on 2 cores, then pip's cache serves it)"
+  export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
   "$OXY_VENV/bin/pip" install -q --upgrade pip setuptools wheel 2>&1 | grep -v "is ignored" || true
-  "$OXY_VENV/bin/pip" install -q -c constraints.txt -e '.[cpu,test]' 2>&1 | grep -v "is ignored" || true
-  "$OXY_VENV/bin/python" -c "import torch, dagster, pyspark, mlflow, faiss, deepspeed, openai, triton" \
+  "$OXY_VENV/bin/pip" install -q -c constraints.txt -e ".[cpu,test,llm${OXY_EXTRAS:+,$OXY_EXTRAS}]" 2>&1 \
+    | grep -v "is ignored" || true
+  "$OXY_VENV/bin/python" -c "import torch, dagster, pyspark, mlflow, faiss, deepspeed, openai, triton, llama_cpp" \
     || { echo "[setup] install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

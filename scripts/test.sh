@@ -3,5 +3,12 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash "$OXY_ROOT/scripts/setup.sh"
+# The store tests run a real redis-server (started and stopped by a fixture); install it if we can.
+if ! command -v redis-server >/dev/null; then
+  echo "[test] installing redis-server (apt)"
+  { apt-get update -qq && apt-get install -y -qq redis-server; } >/dev/null 2>&1 \
+    || sudo -n sh -c 'apt-get update -qq && apt-get install -y -qq redis-server' >/dev/null 2>&1 \
+    || echo "[test] could not install redis-server: the Redis tests will be skipped" >&2
+fi
 cd "$OXY_ROOT"
 "$OXY_VENV/bin/python" -m pytest -q "$@"

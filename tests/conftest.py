@@ -35,3 +35,33 @@ def datasets_dir() -> Path:
     return datasets_dir()
 
 
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real redis-server on a free loopback port (installed by .ci/run with apt), stopped by its PID."""
+    import subprocess
+
+    from oxy_dagster.net import free_port, wait_for_port
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        if os.environ.get("OXY_REQUIRE_REDIS") == "1":
+            pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for_port(port, 10), "redis-server did not start"
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def local_llm():
+    """The embedded default LLM for real: llama.cpp server on the packaged SmolLM2-135M GGUF."""
+    from oxy_dagster.reasoning.server import LocalLLMServer
+
+    with LocalLLMServer(n_threads=2, log_path=_WORK / "llama-server.log") as server:
+        yield server

@@ -31,6 +31,13 @@ def test_definitions_load_with_lineage():
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"main_job", "data_job", "sid_job", "generator_job",
                                                                   "ablation_job"}
     assert parents("ablation_report") == {"training_samples", "V3/sid_codebooks"}
+    assert parents("stp_instruction_table") == {"events", "users"}
+    assert parents("query_rewrites") == {"events"}
+    assert parents("user_instructions") == {"events", "items", "users"}
+    assert "query_rewrites" in parents("pretrained_checkpoint")  # search samples train on the rewrites
+    assert {"reasoning_job", "nearline_job"} <= {j.name for j in defs.resolve_all_job_defs()}
+    assert defs.resolve_schedule_def("daily_reasoning_refresh").cron_schedule == "0 3 * * *"
+    assert defs.resolve_sensor_def("nearline_instruction_sensor").job_name == "nearline_job"
     checks = {c.name for c in graph.asset_check_keys}
     assert {"events_schema", "events_quarantine", "loo_splits_one_target_per_user", "sid_quality"} <= checks
 

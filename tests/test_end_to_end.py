@@ -27,7 +27,10 @@ def test_main_job_materializes_default_graph(spark, work_dir):
     resources = {**resources_for("local"), "dataset": DatasetResource(kind="synthetic", n_users=300)}
     defs = make_definitions(resources)
     run_config = {"ops": {"pretrained_checkpoint": {"config": {"size": "tiny", "steps": 40, "batch_size": 64}},
-                          "offline_eval": {"config": {"beam": 20, "max_rows": 100}}}}
+                          "offline_eval": {"config": {"beam": 20, "max_rows": 100}},
+                          "stp_instruction_table": {"config": {"max_triples": 2, "max_pairs": 2}},
+                          "query_rewrites": {"config": {"max_queries": 3}},
+                          "user_instructions": {"config": {"max_users": 3}}}}
     result = defs.resolve_job_def("main_job").execute_in_process(instance=dg.DagsterInstance.ephemeral(),
                                                                  run_config=run_config)
     assert result.success
@@ -41,6 +44,10 @@ def test_main_job_materializes_default_graph(spark, work_dir):
     eval_meta = mats["offline_eval"].materialization.metadata
     assert eval_meta["invalid_items"].value == 0 and eval_meta["evaluated"].value == 100
     assert 0 <= eval_meta["recall_at_10"].value <= 1
+    stp_meta = mats["stp_instruction_table"].materialization.metadata  # the embedded LLM, for real
+    assert stp_meta["keys"].value + stp_meta["failed"].value >= 4 and stp_meta["llm_requests"].value >= 1
+    intents = mats["user_instructions"].materialization.metadata
+    assert intents["active_users"].value == 3 and intents["stored_users"].value >= intents["written"].value
     events_meta = mats["events"].materialization.metadata
     assert events_meta["rows"].value > 5000
     assert events_meta["quarantined_rows"].value > 0  # the default data carries a few defects on purpose

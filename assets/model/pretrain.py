@@ -36,7 +36,7 @@ class EvalParams(dg.Config):
 
 
 @dg.asset(group_name="generator", compute_kind="torch",
-          deps=["training_samples", *[[v, "sid_codebooks"] for v in ("V1", "V2", "V3", "V4")]])
+          deps=["training_samples", "query_rewrites", *[[v, "sid_codebooks"] for v in ("V1", "V2", "V3", "V4")]])
 def pretrained_checkpoint(context: dg.AssetExecutionContext, config: PretrainParams, dataset: DatasetResource,
                           storage: StorageResource, mlflow_tracking: MlflowResource) -> dg.MaterializeResult:
     """Instruction-following encoder-decoder pre-trained with weighted next-code + Q2I + MoE balance losses."""

@@ -102,13 +102,16 @@ def _vocab_ids(values: pd.Series, vocab: list[str]) -> np.ndarray:
 
 
 def build_tensors(samples: pd.DataFrame, cat: Catalogue, max_short: int, max_long: int, text_encoder=None,
-                  city_vocab: list[str] | None = None) -> SampleTensors:
+                  city_vocab: list[str] | None = None, rewrites: dict[str, str] | None = None) -> SampleTensors:
+    """``rewrites``: normalised query -> LLM rewrite; search samples take it as their reasoning text."""
     short, u1 = _pad_rows(samples.short_item_ids, cat, max_short, "last")
     long_, u2 = _pad_rows(samples.long_item_ids, cat, max_long, "last")
     target = samples.target_item_id.map(lambda x: cat.row.get(x, cat.pad)).to_numpy(np.int64)
     trigger = samples.trigger_item_id.map(lambda x: cat.row.get(x, cat.pad) if isinstance(x, str) else cat.pad)
     city_vocab = city_vocab if city_vocab is not None else sorted(samples.city.dropna().unique().tolist())
     texts = samples.instruction_text.where(samples.instruction_source == "query")
+    if rewrites:
+        texts = texts.map(lambda q: rewrites.get(" ".join(q.lower().split()), q) if isinstance(q, str) else q)
     has = texts.notna().to_numpy()
     reasoning = np.zeros((len(samples), 384), dtype=np.float32)
     if has.any() and text_encoder is not None:

@@ -32,11 +32,20 @@ def model_dir(paths: DataPaths, version: str, name: str = "pretrained") -> Path:
     return paths.root / "models" / f"{name}-{version}"
 
 
+def load_rewrites(paths: DataPaths) -> dict[str, str]:
+    """Query rewrites written by slow thinking (``query_rewrites`` asset), if any."""
+    path = paths.root / "reasoning" / "query_rewrites.parquet"
+    if not path.exists():
+        return {}
+    df = pq.read_table(path, columns=["query", "rewrite"]).to_pandas()
+    return dict(zip(df["query"], df["rewrite"]))
+
+
 def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, max_long: int = 64):
     """Catalogue, sample tensors, model and trie for a SID version."""
     cat = load_catalogue(sid_root(paths) / version / "codes.parquet", paths.table("items"))
     samples = pq.read_table(paths.samples, columns=SAMPLE_COLUMNS).to_pandas()
-    data = build_tensors(samples, cat, cfg.max_short, max_long, shared_text_encoder())
+    data = build_tensors(samples, cat, cfg.max_short, max_long, shared_text_encoder(), rewrites=load_rewrites(paths))
     cfg = replace(cfg, code_vocab=tuple(cat.vocab()), n_cate=int(cat.cate.max()) + 1,
                   n_brand=int(cat.brand.max()) + 1, profile_vocab=profile_vocab_sizes(data.city_vocab),
                   text_dim=data.tensors["reasoning"].shape[1])
