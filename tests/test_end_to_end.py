@@ -88,6 +88,11 @@ mutation Launch($params: ExecutionParams!) {
   }
 }"""
 STATUS = "query S($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+AUTOMATION = """
+query A($repo: RepositorySelector!) {
+  sensorsOrError(repositorySelector: $repo) { ... on Sensors { results { name } } }
+  schedulesOrError(repositorySelector: $repo) { ... on Schedules { results { name cronSchedule } } }
+}"""
 
 
 @pytest.mark.slow
@@ -122,6 +127,10 @@ def test_webserver_launches_a_run_through_graphql(tmp_path):
                 break
             time.sleep(2)
         assert launched["__typename"] == "LaunchRunSuccess", json.dumps(launched)
+        repo = {"repositoryLocationName": "jobs.definitions", "repositoryName": "__repository__"}
+        auto = _graphql(url, AUTOMATION, {"repo": repo})  # the near-line sensor and daily schedule are in the UI
+        assert [x["name"] for x in auto["sensorsOrError"]["results"]] == ["nearline_instruction_sensor"]
+        assert auto["schedulesOrError"]["results"] == [{"name": "daily_reasoning_refresh", "cronSchedule": "0 3 * * *"}]
         run_id = launched["run"]["runId"]
         deadline, status = time.time() + 420, None
         while time.time() < deadline:
