@@ -177,3 +177,28 @@ def test_changed_config_starts_fresh_and_keeps_the_old_run(tmp_path):
     budget = TrainConfig(steps=6, batch_size=16, warmup=1, log_every=1, max_wall_s=1e-9)
     stopped = train(_model(codes), data, rows, budget, tmp_path / "wall")
     assert len(stopped) == 1 and latest_checkpoint(tmp_path / "wall").name == "step-00000001"
+
+
+def test_search_samples_take_the_query_rewrite_as_reasoning_text():
+    import pandas as pd
+
+    from oxy_dagster.model.data import Catalogue, build_tensors
+
+    class Recorder:  # stands in for the text encoder: remembers what it was asked to embed
+        def encode(self, texts, progress=False):
+            self.seen = list(texts)
+            return np.eye(len(texts), 384, dtype=np.float32)
+
+    cat = Catalogue(np.array(["i1", "i2"]), np.array([[0, 0, 0, 0], [1, 0, 0, 0]]), np.array([1, 1]),
+                    np.array([1, 1]), "V1")
+    samples = pd.DataFrame({
+        "user_id": ["u", "u", "v"], "target_item_id": ["i1", "i2", "i1"], "target_behavior": ["click"] * 3,
+        "weight": [1.0] * 3, "scenario": ["search", "search", "homepage"], "trigger_item_id": [None] * 3,
+        "instruction_source": ["query", "query", "default"], "instruction_text": ["Wine  GI", "tea", None],
+        "short_item_ids": [["i2"], ["i1"], []], "short_behaviors": [["click"], ["click"], []],
+        "long_item_ids": [[], [], []], "split": ["train"] * 3, "age_band": [None] * 3, "gender": [None] * 3,
+        "city": [None] * 3, "spending_tier": [None] * 3})
+    enc = Recorder()
+    data = build_tensors(samples, cat, 4, 4, enc, rewrites={"wine gi": "Find a wine gift set"})
+    assert sorted(enc.seen) == ["Find a wine gift set", "tea"]  # rewritten where a rewrite exists, raw otherwise
+    assert data.tensors["has_reasoning"].tolist() == [True, True, False]
