@@ -15,5 +15,6 @@ cat <<MSG
   Dagster UI : source scripts/env.sh && .venv/bin/dagster dev -h 127.0.0.1 -p 3000   (http://127.0.0.1:3000)
   MLflow UI  : source scripts/env.sh && .venv/bin/mlflow ui --backend-store-uri "$MLFLOW_TRACKING_URI" -h 127.0.0.1 -p 5000
   Results    : $OXY_HOME/data/${OXY_DATASET:-synthetic}/  (validated/, splits/, swing/, samples/, reports/overview.png,
-               sid/<V>/codes.parquet, models/pretrained-V3/eval_test.json)
+               sid/<V>/codes.parquet, models/pretrained-V3/eval_test.json, reasoning/*.parquet)
+  Instructions: $OXY_HOME/instructions.db (SQLite store of per-user instructions + vectors)
 MSG
