@@ -65,3 +65,12 @@ def local_llm():
 
     with LocalLLMServer(n_threads=2, log_path=_WORK / "llama-server.log") as server:
         yield server
+
+
+@pytest.fixture
+def clean_redis(redis_url):
+    """The session's Redis server, emptied for this test (tests share one server)."""
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url

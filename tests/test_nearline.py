@@ -54,7 +54,7 @@ def test_crash_between_write_and_cursor_commit_loses_and_duplicates_nothing(kind
     if kind == "embedded":
         events, store_url = str(tmp_path / "events.jsonl"), f"sqlite:///{tmp_path / 'store.db'}"
     else:
-        url = request.getfixturevalue("redis_url")
+        url = request.getfixturevalue("clean_redis")
         events, store_url = url, url
     make_event_source(events).append(_events())
     cache = str(tmp_path / "llm.sqlite")

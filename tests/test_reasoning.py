@@ -106,7 +106,7 @@ def test_validation_and_prompts_treat_user_text_as_data():
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 def test_store_roundtrip_upserts_windows_and_cursors(kind, tmp_path, request):
-    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else request.getfixturevalue("redis_url")
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else request.getfixturevalue("clean_redis")
     store = make_store(url)
     v = np.random.default_rng(0).normal(size=384).astype(np.float32)
     rec = InstructionRecord("u1", "Buy boots", "cold", v, "v1", 1.0, "nearline", window=600)
