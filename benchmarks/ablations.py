@@ -9,6 +9,7 @@ Usage: ``python -m benchmarks.ablations [--steps 250] [--workdir DIR]``.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def main() -> None:
     ap.add_argument("--eval-rows", type=int, default=1000)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--tables", default="", help="comma-separated subset of " + ",".join(TABLES))
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other tables' rows from the existing ablations.json (same steps and eval rows)")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="oxy-ablation-")
     paths = DataPaths(Path(args.workdir or tmp.name))
@@ -39,6 +42,14 @@ def main() -> None:
     acfg = AblationConfig(steps=args.steps, eval_rows=args.eval_rows)
     tables = [t for t in args.tables.split(",") if t] or None
     result = run_ablations(paths, acfg, tables=tables, log=lambda row: print(row, flush=True))
+    old_path = RESULTS / "ablations.json"
+    if args.merge and old_path.exists():
+        old = json.loads(old_path.read_text())
+        if (old.get("steps"), old.get("eval_rows")) != (acfg.steps, acfg.eval_rows):
+            raise SystemExit("--merge needs the same --steps and --eval-rows as the existing ablations.json")
+        rerun = {r["table"] for r in result["rows"]}
+        result["rows"] = [r for r in old["rows"] if r["table"] not in rerun] + result["rows"]
+        tables = sorted(set(old.get("tables", [])) | set(tables or TABLES))
     md = ablation_markdown(result)
     (RESULTS / "ablations.md").write_text(md)
     figures = {"steps": acfg.steps, "eval_rows": acfg.eval_rows, "sid_version": acfg.sid_version,
