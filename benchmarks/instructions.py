@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -26,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import write_result
-from oxy_dagster.net import free_port, wait_for_port
+from oxy_dagster.net import local_redis
 from oxy_dagster.reasoning.llm import InstructionLLM, LLMConfig
 from oxy_dagster.reasoning.nearline import FileEventLog, process_nearline
 from oxy_dagster.reasoning.prompts import intent_prompt
@@ -109,20 +107,14 @@ def main() -> None:
     ap.add_argument("--reads", type=int, default=5_000)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="oxy-instr-bench-"))
-    redis = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port := free_port()),
-                              "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        assert wait_for_port(port, 10), "redis-server did not start"
-        reads = {"redis": store_reads(f"redis://127.0.0.1:{port}/0", args.users, args.reads),
+    with local_redis() as redis_url:
+        reads = {"redis": store_reads(redis_url, args.users, args.reads),
                  "embedded": store_reads(f"sqlite:///{work / 'read.db'}", args.users, args.reads)}
-        with LocalLLMServer(n_threads=2) as server:
-            figures = throughput(InstructionLLM(LLMConfig(base_url=server.base_url, timeout_s=180)), args.prompts)
-            cached = InstructionLLM(LLMConfig(base_url=server.base_url, timeout_s=180,
-                                              cache_path=str(work / "cache.sqlite")))
-            figures.update(nearline_latency(cached, work, args.window_s, args.stream_s, args.poll_s))
-    finally:
-        redis.terminate()
-        redis.wait()
+    with LocalLLMServer(n_threads=2) as server:
+        figures = throughput(InstructionLLM(LLMConfig(base_url=server.base_url, timeout_s=180)), args.prompts)
+        cached = InstructionLLM(LLMConfig(base_url=server.base_url, timeout_s=180,
+                                          cache_path=str(work / "cache.sqlite")))
+        figures.update(nearline_latency(cached, work, args.window_s, args.stream_s, args.poll_s))
     figures.update({"store_get_p99_ms": reads, "model": "SmolLM2-135M-Instruct Q4_1 (llama.cpp, 2 threads)"})
     write_result("instructions", figures, {"prompts": args.prompts, "window_s": args.window_s,
                                            "users": args.users})

@@ -40,22 +40,15 @@ def datasets_dir() -> Path:
 @pytest.fixture(scope="session")
 def redis_url():
     """A real redis-server on a free loopback port (installed by .ci/run with apt), stopped by its PID."""
-    import subprocess
-
-    from oxy_dagster.net import free_port, wait_for_port
+    from oxy_dagster.net import local_redis
 
     exe = shutil.which("redis-server")
     if exe is None:
         if os.environ.get("OXY_REQUIRE_REDIS") == "1":
             pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
         pytest.skip("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert wait_for_port(port, 10), "redis-server did not start"
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with local_redis(exe) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

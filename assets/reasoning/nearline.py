@@ -13,6 +13,7 @@ import mlflow
 import numpy as np
 import pyarrow.parquet as pq
 
+from oxy_dagster.reasoning.intents import item_lookup
 from oxy_dagster.reasoning.nearline import pending, process_nearline
 
 from ..resources import (DatasetResource, EventSourceResource, InstructionStoreResource, LLMResource,
@@ -30,7 +31,7 @@ def nearline_update(context: dg.OpExecutionContext, dataset: DatasetResource, st
     titles = {}
     if items_path.exists():
         items = pq.read_table(items_path, columns=["item_id", "title", "category_path"]).to_pandas()
-        titles = {r.item_id: {"title": r.title, "category": r.category_path} for r in items.itertuples()}
+        titles = item_lookup(items)
     store = instruction_store.open()
     with mlflow_tracking.run(context, "reasoning", "nearline"), llm.session() as c:
         stats = process_nearline(event_source.open(), store, c, shared_text_encoder(), titles,

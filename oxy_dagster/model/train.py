@@ -9,7 +9,6 @@ checkpointed) and losses.
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -151,7 +150,7 @@ def _changed(ckpt: Path, cfg: TrainConfig, model, extra: dict | None) -> bool:
     saved = TrainConfig(**{k: v for k, v in state.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
     if saved.schedule_key() != cfg.schedule_key():
         return True
-    if extra and "model" in extra and json.dumps(state.get("model"), sort_keys=True, default=list) != \
-            json.dumps(json.loads(json.dumps(extra["model"], default=list)), sort_keys=True, default=list):
+    if extra and "model" in extra and json.dumps(state.get("model"), sort_keys=True) != \
+            json.dumps(extra["model"], sort_keys=True):  # tuples and lists serialise alike
         return True
     return False

@@ -92,9 +92,7 @@ def closed_prefix(entries: list[tuple[str, dict]], now: float, window_s: int) ->
 
 def process_nearline(source, store, llm, encoder, titles: dict | None = None, now: float | None = None,
                      window_s: int = 300, version: str = "cri-nearline-v1") -> dict:
-    now = time.time() if now is None else now
-    cursor = store.get_cursor(CURSOR) or source.start
-    entries = closed_prefix(source.read_from(cursor), now, window_s)
+    cursor, entries = _ready(source, store, now, window_s)
     if not entries:
         return {"events": 0, "windows": 0, "written": 0, "failed": 0, "cursor": cursor}
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
@@ -129,10 +127,14 @@ def process_nearline(source, store, llm, encoder, titles: dict | None = None, no
 
 def pending(source, store, now: float | None = None, window_s: int = 300) -> tuple[int, str, str]:
     """(consumable events, committed cursor, cursor after them): what the sensor checks."""
-    now = time.time() if now is None else now
-    cursor = store.get_cursor(CURSOR) or source.start
-    ready = closed_prefix(source.read_from(cursor), now, window_s)
+    cursor, ready = _ready(source, store, now, window_s)
     return len(ready), cursor, (ready[-1][0] if ready else cursor)
+
+
+def _ready(source, store, now: float | None, window_s: int) -> tuple[str, list[tuple[str, dict]]]:
+    """The store's committed cursor and the events after it whose windows have closed by ``now``."""
+    cursor = store.get_cursor(CURSOR) or source.start
+    return cursor, closed_prefix(source.read_from(cursor), time.time() if now is None else now, window_s)
 
 
 def main(argv: list[str] | None = None) -> dict:
