@@ -72,8 +72,13 @@ def test_ablation_runner_trains_each_config_once(shop):
 
 
 @pytest.mark.slow
-def test_two_process_deepspeed_launcher_trains_and_resumes(shop, tmp_path):
-    """torchrun, 2 CPU processes on gloo, ZeRO-2: each rank saves its optimizer partition, pickle-free."""
+@pytest.mark.parametrize("size,moe", [("tiny", "native"), ("small-moe", "deepspeed")])
+def test_two_process_deepspeed_launcher_trains_and_resumes(shop, tmp_path, size, moe):
+    """torchrun, 2 CPU processes on gloo, ZeRO-2: each rank saves its optimizer partition, pickle-free.
+
+    With ``--moe deepspeed`` each rank holds half of every layer's experts (expert parallelism); the
+    checkpoint still holds all of them, in the native layout.
+    """
     import json
     import os
     import subprocess
@@ -86,7 +91,7 @@ def test_two_process_deepspeed_launcher_trains_and_resumes(shop, tmp_path):
     def launch(*extra):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                str(free_port()), "-m", "oxy_dagster.model.cli", "--root", str(shop.root), "--version", "V1",
-               "--size", "tiny", "--steps", "4", "--batch-size", "32", "--warmup", "1", "--engine", "deepspeed",
+               "--size", size, "--moe", moe, "--steps", "4", "--batch-size", "32", "--warmup", "1", "--engine", "deepspeed",
                "--zero-stage", "2", "--out", str(out), *extra]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -102,6 +107,16 @@ def test_two_process_deepspeed_launcher_trains_and_resumes(shop, tmp_path):
     ckpt = out / "checkpoints" / "step-00000004"
     state = json.loads((ckpt / "state.json").read_text())
     assert state["world_size"] == 2 and state["zero_stage"] == 2
+    assert state["expert_parallel"] == (2 if moe == "deepspeed" else 0)
+    if moe == "deepspeed":  # every expert gathered under its global index, each trained on its own rank
+        from safetensors.torch import load_file
+
+        weights = load_file(str(ckpt / "model.safetensors"))
+        first = sorted(k for k in weights if k.endswith("experts.0.net.0.weight"))
+        assert len(first) == 4  # small-moe: 2 encoder + 2 decoder MoE layers
+        for k in first:
+            assert k.replace("experts.0.", "experts.3.") in weights
+            assert not np.allclose(weights[k].numpy(), weights[k.replace("experts.0.", "experts.2.")].numpy())
     assert {p.name for p in ckpt.iterdir()} == {"model.safetensors", "state.json", "optimizer-rank0.safetensors",
                                                 "optimizer-rank1.safetensors", "optimizer-rank0.json",
                                                 "optimizer-rank1.json"}

@@ -37,3 +37,43 @@ def test_zero_single_process_resumes_to_the_same_step_and_loss(tmp_path, stage):
     rest = train(_model(codes, dropout=0.1), data, rows, cfg, tmp_path / "b")
     assert [h["step"] for h in rest] == [6, 7, 8]
     np.testing.assert_allclose([h["loss"] for h in rest], [h["loss"] for h in full[5:]], rtol=1e-5)
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_deepspeed_moe_layers_train_like_the_native_layer_and_save_natively(tmp_path, top_k):
+    """TrainConfig(moe="deepspeed"): deepspeed.moe layers swapped in, same losses, checkpoints in native layout."""
+    from safetensors.torch import load_file
+
+    from oxy_dagster.model.layers import MoEFFN
+
+    codes = _catalogue()
+    data = _toy_data(codes)
+    rows = np.arange(len(data))
+    moe = dict(n_experts=4, top_k_experts=top_k)
+    cfg = TrainConfig(steps=6, batch_size=16, warmup=2, ckpt_every=100, log_every=1, lr=3e-3, engine="deepspeed",
+                      zero_stage=2, moe="deepspeed")
+    plain = train(_model(codes, **moe), data, rows, TrainConfig(**{**cfg.__dict__, "engine": "torch",
+                                                                  "moe": "native"}), tmp_path / "torch")
+    model = _model(codes, **moe)
+    ds = train(model, data, rows, cfg, tmp_path / "ds")
+    np.testing.assert_allclose([h["loss"] for h in ds], [h["loss"] for h in plain], rtol=1e-4)
+    np.testing.assert_allclose([h["balance"] for h in ds], [h["balance"] for h in plain], rtol=1e-4)
+    # after training the model has its native layers back, with the trained weights
+    n_moe = sum(isinstance(m, MoEFFN) for m in _model(codes, **moe).modules())
+    assert n_moe == 2 and sum(isinstance(m, MoEFFN) for m in model.modules()) == n_moe  # tiny: 1 enc + 1 dec
+    ckpt = latest_checkpoint(tmp_path / "ds")
+    weights = load_file(str(ckpt / "model.safetensors"))
+    assert set(weights) == set(model.state_dict())  # native keys: router.weight, experts.<global i>.net.*
+    assert json.loads((ckpt / "state.json").read_text())["expert_parallel"] == 1
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(weights[k].numpy(), v.numpy())
+
+
+def test_expert_parallelism_is_refused_where_it_cannot_run(tmp_path):
+    codes = _catalogue()
+    data = _toy_data(codes)
+    with pytest.raises(ValueError, match="needs engine='deepspeed'"):
+        train(_model(codes, n_experts=4), data, np.arange(8), TrainConfig(steps=1, moe="deepspeed"), tmp_path / "a")
+    with pytest.raises(ValueError, match="ZeRO-3"):
+        train(_model(codes, n_experts=4), data, np.arange(8),
+              TrainConfig(steps=1, engine="deepspeed", zero_stage=3, moe="deepspeed"), tmp_path / "b")

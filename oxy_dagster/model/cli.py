@@ -8,6 +8,11 @@ Two processes on gloo (each takes half of every global batch)::
 
     OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m oxy_dagster.model.cli --root ... --engine deepspeed
 
+Expert parallelism for an MoE preset (each rank holds half of every layer's experts)::
+
+    OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m oxy_dagster.model.cli --root ... --size small-moe \
+        --engine deepspeed --moe deepspeed
+
 The data root is a materialized OxyRec work dir (samples + the SID version's
 codes). Checkpoints go to ``--out`` (default ``<root>/models/pretrained-<version>``);
 rank 0 writes ``info.json`` and ``history.json`` there.
@@ -40,11 +45,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=TrainConfig.seed)
     ap.add_argument("--engine", default="deepspeed", choices=("torch", "deepspeed"))
     ap.add_argument("--zero-stage", type=int, default=TrainConfig.zero_stage, choices=(0, 1, 2, 3))
+    ap.add_argument("--moe", default=TrainConfig.moe, choices=("native", "deepspeed"),
+                    help="deepspeed: deepspeed.moe layers with experts split over the ranks (MoE presets)")
+    ap.add_argument("--expert-parallel", type=int, default=TrainConfig.expert_parallel,
+                    help="ranks that share one copy of the experts (0: all of them)")
     ap.add_argument("--stop-at", type=int, default=None, help="end early after this step's checkpoint")
     args = ap.parse_args(argv)
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                       ckpt_every=args.ckpt_every, seed=args.seed, engine=args.engine, zero_stage=args.zero_stage,
-                      log_every=1)
+                      moe=args.moe, expert_parallel=args.expert_parallel, log_every=1)
     out = Path(args.out) if args.out else None
     info = pretrain(DataPaths(Path(args.root)), args.version, args.size, cfg, out_dir=out,
                     write_info=int(os.environ.get("RANK", 0)) == 0, stop_at=args.stop_at)[0]

@@ -24,12 +24,20 @@ def lr_lambda(cfg):
     return f
 
 
-def make_optimizer(model: torch.nn.Module, cfg):
-    """AdamW without weight decay on embeddings, norms and biases; warmup + cosine LR."""
+def make_optimizer(model: torch.nn.Module, cfg, moe_groups: bool = False):
+    """AdamW without weight decay on embeddings, norms and biases; warmup + cosine LR.
+
+    ``moe_groups``: expert parameters of deepspeed.moe layers get their own groups, as DeepSpeed requires.
+    """
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
     other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": other, "weight_decay": 0.0}], lr=cfg.lr)
+    groups = [{"name": "decay", "params": decay, "weight_decay": cfg.weight_decay},
+              {"name": "no_decay", "params": other, "weight_decay": 0.0}]
+    if moe_groups:
+        from deepspeed.moe.utils import split_params_into_different_moe_groups_for_optimizer
+
+        groups = split_params_into_different_moe_groups_for_optimizer(groups)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
 
 
@@ -63,9 +71,14 @@ class TorchEngine:
     def load(self, ckpt: Path) -> dict:
         return load_checkpoint(ckpt, self.model, self.opt, self.sched)
 
+    def finish(self) -> None:
+        """Nothing to undo: the model was trained as built."""
+
 
 def make_engine(model: torch.nn.Module, cfg):
     if cfg.engine == "torch":
+        if getattr(cfg, "moe", "native") != "native":
+            raise ValueError("TrainConfig.moe='deepspeed' (expert parallelism) needs engine='deepspeed'")
         return TorchEngine(model, cfg)
     if cfg.engine == "deepspeed":
         from .zero import DeepSpeedEngine

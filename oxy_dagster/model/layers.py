@@ -65,7 +65,8 @@ class MoEFFN(nn.Module):
         flat = x.reshape(-1, x.shape[-1])
         probs = self.router(flat).softmax(-1)
         weight, idx = probs.topk(self.top_k, dim=-1)
-        weight = weight / weight.sum(-1, keepdim=True)
+        if self.top_k > 1:  # top-1 keeps the raw probability, the router's only task gradient (Switch)
+            weight = weight / weight.sum(-1, keepdim=True)
         out = torch.zeros_like(flat)
         for e, expert in enumerate(self.experts):
             rows, slot = (idx == e).nonzero(as_tuple=True)

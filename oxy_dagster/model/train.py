@@ -39,6 +39,11 @@ class TrainConfig:
     max_wall_s: float = 0.0  # > 0: stop (after a checkpoint) once training has run this long
     engine: str = "torch"  # "torch" (plain, one process) or "deepspeed" (ZeRO, any world size)
     zero_stage: int = 1  # DeepSpeed ZeRO stage 0-3 (engine="deepspeed")
+    # MoE under engine="deepspeed": "native" replicates every expert on every rank (plain data parallelism);
+    # "deepspeed" swaps in deepspeed.moe layers whose experts are split over ``expert_parallel`` ranks
+    # (0: the world size) and reached by all-to-all. Checkpoints are in the native layout either way.
+    moe: str = "native"
+    expert_parallel: int = 0
 
     def schedule_key(self) -> dict:
         """The fields that decide the trajectory: a checkpoint from other values cannot be resumed."""
@@ -68,6 +73,7 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
     config, ``"restart"`` moves it aside and starts fresh; ``"error"`` refuses.
     """
     torch.manual_seed(cfg.seed)
+    n_params = sum(p.numel() for p in model.parameters())  # before an engine may split the experts
     engine = make_engine(model, cfg)
     lead = engine.rank == 0
     start = 0
@@ -90,7 +96,6 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
             raise ValueError(f"{ckpt} was trained on another SID codebook ({state.get('sid_fingerprint')} != "
                              f"{extra.get('sid_fingerprint')}); use a new checkpoint directory")
         start = engine.load(ckpt)["step"]
-    n_params = sum(p.numel() for p in model.parameters())
     tokens_per_sample = data.tensors["short_items"].shape[1] + len(model.cfg.code_vocab) + 3
     history: list[dict] = []
     model.train()
@@ -123,6 +128,7 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
             engine.save(Path(ckpt_dir), done, {"config": asdict(cfg), **(extra or {})})
         if (stop_at is not None and done >= stop_at) or out_of_time:
             break
+    engine.finish()  # native MoE layers back in place (all experts gathered), ready to evaluate
     model.eval()
     return history
 

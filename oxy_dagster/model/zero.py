@@ -94,7 +94,21 @@ class DeepSpeedEngine:
             raise ValueError(f"batch_size {cfg.batch_size} is not divisible by world size {self.world}")
         self.bf16 = torch.cuda.is_available()
         self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if self.bf16 else torch.device("cpu")
-        opt, sched = make_optimizer(model, cfg)
+        self.expert_parallel = 0  # > 0: deepspeed.moe layers swapped in, experts split over this many ranks
+        if cfg.moe == "deepspeed":
+            from . import expert_parallel
+
+            ep = cfg.expert_parallel or self.world
+            if cfg.zero_stage == 3:
+                raise ValueError("deepspeed.moe expert parallelism runs under ZeRO 0-2 (DeepSpeed refuses ZeRO-3)")
+            if self.world % ep:
+                raise ValueError(f"expert_parallel {ep} does not divide the world size {self.world}")
+            # expert-parallel groups are runs of consecutive ranks (DeepSpeed's default layout)
+            if expert_parallel.swap_in(model, ep, self.rank % ep):
+                self.expert_parallel = ep
+        elif cfg.moe != "native":
+            raise ValueError(f"TrainConfig.moe must be 'native' or 'deepspeed', not {cfg.moe!r}")
+        opt, sched = make_optimizer(model, cfg, moe_groups=self.expert_parallel > 0)
         self.zero_stage = cfg.zero_stage
         config = {"train_micro_batch_size_per_gpu": cfg.batch_size // self.world, "gradient_accumulation_steps": 1,
                   "gradient_clipping": cfg.grad_clip, "zero_optimization": {"stage": cfg.zero_stage},
@@ -118,12 +132,34 @@ class DeepSpeedEngine:
         return self.sched.get_last_lr()[0]
 
     def _full_state_dict(self) -> dict:
+        """Every weight in the native layout (a collective under ZeRO-3 or expert parallelism)."""
         if self.zero_stage == 3:
             import deepspeed
 
             with deepspeed.zero.GatheredParameters(list(self.model.parameters())):
                 return {k: v.detach().float().cpu().clone() for k, v in self.model.state_dict().items()}
-        return {k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        state = {k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        if self.expert_parallel:
+            from .expert_parallel import native_state_dict
+
+            state = native_state_dict(self.model, state)
+        return state
+
+    def _load_weights(self, weights: dict) -> None:
+        if self.expert_parallel:
+            from .expert_parallel import load_native_state_dict
+
+            load_native_state_dict(self.model, weights)
+        else:
+            self.model.load_state_dict(weights)
+
+    def finish(self) -> None:
+        """After training: native MoE layers back in place with every expert, so the model evaluates anywhere."""
+        if self.expert_parallel:
+            from .expert_parallel import swap_out
+
+            swap_out(self.model, self._full_state_dict())
+            self.expert_parallel = 0
 
     def save(self, root: Path, step: int, extra: dict) -> Path:
         import torch.distributed as dist
@@ -142,6 +178,7 @@ class DeepSpeedEngine:
         if self.rank == 0:
             save_file(weights, str(tmp / "model.safetensors"))
             state = {"step": step, "engine": "deepspeed", "zero_stage": self.zero_stage, "world_size": self.world,
+                     "expert_parallel": self.expert_parallel,
                      "scheduler": self.sched.state_dict(), **extra}
             (tmp / "state.json").write_text(json.dumps(state, default=str))
         dist.barrier()
@@ -155,9 +192,11 @@ class DeepSpeedEngine:
 
     def load(self, ckpt: Path) -> dict:
         state = json.loads((ckpt / "state.json").read_text())
-        if state.get("world_size") != self.world or state.get("zero_stage") != self.zero_stage:
+        if state.get("world_size") != self.world or state.get("zero_stage") != self.zero_stage or \
+                state.get("expert_parallel", 0) != self.expert_parallel:
             raise ValueError(f"{ckpt} was written by {state.get('world_size')} process(es) at ZeRO stage "
-                             f"{state.get('zero_stage')}; this run has {self.world} at stage {self.zero_stage}")
+                             f"{state.get('zero_stage')}, expert parallel {state.get('expert_parallel', 0)}; this "
+                             f"run has {self.world} at stage {self.zero_stage}, expert parallel {self.expert_parallel}")
         weights = load_file(str(ckpt / "model.safetensors"))
         if self.zero_stage == 3:
             import deepspeed
@@ -166,7 +205,7 @@ class DeepSpeedEngine:
                 if self.rank == 0:
                     self.model.load_state_dict(weights)
         else:
-            self.model.load_state_dict(weights)
+            self._load_weights(weights)
         live = _live_objects(self.opt.state_dict())
         shards = []
         for r in range(self.world):
