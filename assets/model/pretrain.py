@@ -26,6 +26,7 @@ class PretrainParams(dg.Config):
     q2i_weight: float = 0.1
     engine: str = "deepspeed"  # or "torch"; DeepSpeed runs as a group of one here (see oxy_dagster/model/cli.py)
     zero_stage: int = 1  # ZeRO 0-3; bf16 on GPU, fp32 on CPU
+    moe: str = "native"  # MoE presets under DeepSpeed: "deepspeed" splits experts over the ranks (ZeRO 0-2)
 
 
 class EvalParams(dg.Config):
@@ -43,7 +44,7 @@ def pretrained_checkpoint(context: dg.AssetExecutionContext, config: PretrainPar
     paths = storage.data_paths(dataset.name)
     params = config.model_dump()
     tcfg = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                       engine=config.engine, zero_stage=config.zero_stage)
+                       engine=config.engine, zero_stage=config.zero_stage, moe=config.moe)
     with mlflow_tracking.run(context, "pretrain", f"pretrain-{config.sid_version}-{dataset.name}", params):
         def log(rec):
             mlflow.log_metrics({k: v for k, v in rec.items() if k != "step"}, step=rec["step"])
