@@ -109,6 +109,8 @@ def main() -> None:
     ap.add_argument("--eval-rows", type=int, default=0, help="0: every test user")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--sid-effect-from", default=None,
+                    help="with one --versions entry: a results JSON whose sid_version_effect to carry over")
     args = ap.parse_args()
     versions = args.versions.split(",")
     paths = DataPaths(Path(args.workdir) if args.workdir else oxy_home() / "bench" / "beauty")
@@ -137,6 +139,11 @@ def main() -> None:
         figures["sid_version_effect"] = {f"recall@10_{v}": results[v]["recall@10"] for v in versions}
         figures["sid_version_effect"]["recall@10_ratio"] = round(
             results[versions[0]]["recall@10"] / max(results[versions[1]]["recall@10"], 1e-9), 3)
+    elif args.sid_effect_from:
+        # One version this run: carry the V4-vs-V1 comparison of an earlier (shorter) run, labelled as such.
+        earlier = json.loads(Path(args.sid_effect_from).read_text())
+        figures["sid_version_effect"] = {**earlier["sid_version_effect"], "budget_s": earlier["budget_s"],
+                                         "from": Path(args.sid_effect_from).name, "commit": earlier["commit"]}
     if peer:
         figures["peer"] = peer
         figures["ratio_to_peer"] = {k: round(main_v[k] / max(peer[k], 1e-9), 3) for k in KEYS}
