@@ -91,8 +91,8 @@ def test_two_process_deepspeed_launcher_trains_and_resumes(shop, tmp_path, size,
     def launch(*extra):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                str(free_port()), "-m", "oxy_dagster.model.cli", "--root", str(shop.root), "--version", "V1",
-               "--size", size, "--moe", moe, "--steps", "4", "--batch-size", "32", "--warmup", "1", "--engine", "deepspeed",
-               "--zero-stage", "2", "--out", str(out), *extra]
+               "--size", size, "--moe", moe, "--steps", "4", "--batch-size", "32", "--warmup", "1",
+               "--engine", "deepspeed", "--zero-stage", "2", "--out", str(out), *extra]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
             env.pop(k, None)  # set by an in-process single-rank run earlier in the session

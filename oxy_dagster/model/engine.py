@@ -76,8 +76,10 @@ class TorchEngine:
 
 
 def make_engine(model: torch.nn.Module, cfg):
+    if cfg.moe not in ("native", "deepspeed"):
+        raise ValueError(f"TrainConfig.moe must be 'native' or 'deepspeed', not {cfg.moe!r}")
     if cfg.engine == "torch":
-        if getattr(cfg, "moe", "native") != "native":
+        if cfg.moe != "native":
             raise ValueError("TrainConfig.moe='deepspeed' (expert parallelism) needs engine='deepspeed'")
         return TorchEngine(model, cfg)
     if cfg.engine == "deepspeed":

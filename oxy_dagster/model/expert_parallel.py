@@ -43,7 +43,7 @@ class DeepSpeedMoEFFN(nn.Module):
         first = native.experts[0].net
         d, d_ff, p = first[0].in_features, first[0].out_features, first[2].p
         self.n_experts, self.ep_size, self.ep_rank, self.local = n, ep_size, ep_rank, n // ep_size
-        self.top_k = native.top_k
+        self.top_k, self.ffn_shape = native.top_k, (d, d_ff, p)
         self.moe = MoE(d, FFN(d, d_ff, p), num_experts=n, ep_size=ep_size, k=native.top_k, min_capacity=0,
                        drop_tokens=False, use_rts=False, top2_2nd_expert_sampling=False)
         with torch.no_grad():
@@ -56,32 +56,47 @@ class DeepSpeedMoEFFN(nn.Module):
         return out, balance
 
 
+def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attr, module)
+
+
 def swap_in(model: nn.Module, ep_size: int, ep_rank: int) -> int:
     """Replace every native MoE FFN of ``model`` in place; returns how many were replaced."""
     targets = [(name, m) for name, m in model.named_modules() if isinstance(m, MoEFFN)]
     for name, native in targets:
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, DeepSpeedMoEFFN(native, ep_size, ep_rank))
+        _replace(model, name, DeepSpeedMoEFFN(native, ep_size, ep_rank))
     return len(targets)
 
 
 def swap_out(model: nn.Module, state: dict) -> None:
     """Put native MoE FFNs back, with the (gathered, native-layout) weights in ``state``."""
-    for name, m in [(n, m) for n, m in model.named_modules() if isinstance(m, DeepSpeedMoEFFN)]:
-        first = m.moe.deepspeed_moe.experts.deepspeed_experts[0].net
-        native = MoEFFN(first[0].in_features, first[0].out_features, m.n_experts, m.top_k, first[2].p)
+    for name, m in _layers(model).items():
+        d, d_ff, p = m.ffn_shape
+        native = MoEFFN(d, d_ff, m.n_experts, m.top_k, p)
         prefix = f"{name}."
         native.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-        parent_name, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, attr, native)
+        _replace(model, name, native)
 
 
 def _layers(model: nn.Module) -> dict[str, DeepSpeedMoEFFN]:
     return {name: m for name, m in model.named_modules() if isinstance(m, DeepSpeedMoEFFN)}
 
 
-def native_state_dict(model: nn.Module, state: dict, group=None) -> dict:
+def _native_key(key: str, layers: dict[str, DeepSpeedMoEFFN], ep_rank: int | None = None) -> str:
+    """The native-layout name of a DeepSpeed-layout key; an expert's global index counts it as held by
+    ``ep_rank`` (default: this rank)."""
+    if key.endswith(_ROUTER):
+        return key[: -len(_ROUTER)] + ".router.weight"
+    m = _EXPERT.match(key)
+    if m is None:
+        return key
+    layer = layers[m["pre"]]
+    rank = layer.ep_rank if ep_rank is None else ep_rank
+    return f"{m['pre']}.experts.{rank * layer.local + int(m['i'])}.{m['rest']}"
+
+
+def native_state_dict(model: nn.Module, state: dict) -> dict:
     """``state`` (this rank's DeepSpeed-layout state dict) in the native layout, every expert gathered.
 
     A collective when experts are split: every rank of the expert-parallel group must call it.
@@ -92,32 +107,18 @@ def native_state_dict(model: nn.Module, state: dict, group=None) -> dict:
     out = {}
     for key, value in state.items():
         m = _EXPERT.match(key)
-        if key.endswith(_ROUTER):
-            out[key[: -len(_ROUTER)] + ".router.weight"] = value
-        elif m:
-            layer = layers[m["pre"]]
-            parts = [value]
-            if layer.ep_size > 1:
-                parts = [torch.empty_like(value) for _ in range(layer.ep_size)]
-                dist.all_gather(parts, value.contiguous(), group=layer.moe.deepspeed_moe.ep_group)
-            for r, part in enumerate(parts):
-                out[f"{m['pre']}.experts.{r * layer.local + int(m['i'])}.{m['rest']}"] = part
-        else:
-            out[key] = value
+        layer = layers[m["pre"]] if m else None
+        if layer is None or layer.ep_size == 1:
+            out[_native_key(key, layers)] = value
+            continue
+        parts = [torch.empty_like(value) for _ in range(layer.ep_size)]
+        dist.all_gather(parts, value.contiguous(), group=layer.moe.deepspeed_moe.ep_group)
+        for r, part in enumerate(parts):
+            out[_native_key(key, layers, r)] = part
     return out
 
 
 def load_native_state_dict(model: nn.Module, native: dict) -> None:
     """Load native-layout weights into a model whose MoE layers were swapped in: this rank's experts only."""
     layers = _layers(model)
-    target = {}
-    for key in model.state_dict():
-        m = _EXPERT.match(key)
-        if key.endswith(_ROUTER):
-            target[key] = native[key[: -len(_ROUTER)] + ".router.weight"]
-        elif m:
-            layer = layers[m["pre"]]
-            target[key] = native[f"{m['pre']}.experts.{layer.ep_rank * layer.local + int(m['i'])}.{m['rest']}"]
-        else:
-            target[key] = native[key]
-    model.load_state_dict(target)
+    model.load_state_dict({key: native[_native_key(key, layers)] for key in model.state_dict()})

@@ -106,8 +106,6 @@ class DeepSpeedEngine:
             # expert-parallel groups are runs of consecutive ranks (DeepSpeed's default layout)
             if expert_parallel.swap_in(model, ep, self.rank % ep):
                 self.expert_parallel = ep
-        elif cfg.moe != "native":
-            raise ValueError(f"TrainConfig.moe must be 'native' or 'deepspeed', not {cfg.moe!r}")
         opt, sched = make_optimizer(model, cfg, moe_groups=self.expert_parallel > 0)
         self.zero_stage = cfg.zero_stage
         config = {"train_micro_batch_size_per_gpu": cfg.batch_size // self.world, "gradient_accumulation_steps": 1,
