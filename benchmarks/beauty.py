@@ -4,10 +4,13 @@ For each SID version (default V4, then V1) the generator trains for the same
 wall-clock budget (the step count is calibrated so the cosine schedule ends on
 time), then ranks the whole catalogue for every test user with trie-constrained
 beam search. RecBole's SASRec gets OxyRec's measured training time as its budget
-on the same split (``benchmarks/sasrec_peer.py``). Writes
-benchmarks/results/beauty.json (+ a bar chart) and logs both to MLflow.
+on the same split (``benchmarks/sasrec_peer.py``). Both are scored twice: with
+the items already in each user's history excluded from the list (the headline: Beauty
+never repeats an item, ``history_repeat_rate``, so the filter cannot cost a hit) and
+without (``plain``). Writes benchmarks/results/beauty.json (+ a bar chart) and logs
+both to MLflow. ``--reuse-trained`` re-scores the models an earlier run trained.
 
-Usage: ``python -m benchmarks.beauty [--budget-min 20] [--versions V4,V1] [--no-peer]``
+Usage: ``python -m benchmarks.beauty [--budget-min 20] [--versions V4,V1] [--no-peer] [--reuse-trained F]``
 (the peer needs ``pip install -e '.[bench]'``).
 """
 
@@ -24,8 +27,8 @@ import pyarrow.parquet as pq
 from benchmarks.common import RESULTS, PeakRSS, write_result
 from oxy_dagster.data.pipeline import DataPaths, run_all
 from oxy_dagster.data.sources import DatasetConfig
-from oxy_dagster.model.evaluate import evaluate
-from oxy_dagster.model.pipeline import pretrain
+from oxy_dagster.model.evaluate import evaluate, history_repeat_rate
+from oxy_dagster.model.pipeline import load_pretrained, pretrain
 from oxy_dagster.model.train import TrainConfig
 from oxy_dagster.paths import work_dir as oxy_home
 from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings, sid_root
@@ -47,9 +50,9 @@ def prepare_data(paths: DataPaths, dataset_path: str | None, versions: list[str]
             build_codebook(paths, v)
 
 
-def train_and_eval(paths: DataPaths, version: str, args) -> dict:
+def train(paths: DataPaths, version: str, out: Path, args) -> dict:
+    """Train for the wall-clock budget; return the model bundle and the training figures."""
     base = dict(batch_size=args.batch_size, lr=args.lr, warmup=200, seed=args.seed, log_every=50, ckpt_every=500)
-    out = oxy_home() / "bench" / "beauty-models" / version
     shutil.rmtree(out, ignore_errors=True)
     probe = {**base, "log_every": 10}
     pretrain(paths, version, args.size, TrainConfig(steps=30, **probe), out_dir=out / "probe")
@@ -64,14 +67,39 @@ def train_and_eval(paths: DataPaths, version: str, args) -> dict:
     info, model, cat, data, trie = pretrain(paths, version, args.size, cfg, out_dir=out)
     train_wall = time.perf_counter() - t0
     hist = json.loads((out / "history.json").read_text())
-    t0 = time.perf_counter()
-    metrics = evaluate(model, data, trie, cat.codes, split="test", beam=args.beam, max_rows=args.eval_rows or None)
-    return {**{k: round(metrics[k], 5) for k in (*KEYS, "recall@20", "ndcg@20", "hier_recall@20_l1",
-                                                     "hier_recall@20_l2", "hier_recall@20_l3")},
-            "invalid_items": metrics["invalid_items"], "evaluated": metrics["evaluated"],
+    return {"bundle": (model, cat, data, trie),
             "train_wall_s": round(train_wall, 1), "steps_done": len(hist), "steps_planned": steps,
             "epochs": round(len(hist) * args.batch_size / info["train_samples"], 2),
-            "final_loss": info["final_loss"], "params": info["params"], "seed": args.seed, "sid_version": version,
+            "final_loss": info["final_loss"], "params": info["params"], "seed": args.seed, "sid_version": version}
+
+
+def reuse(paths: DataPaths, version: str, out: Path, earlier: dict) -> dict:
+    """The model an earlier run of this benchmark trained (its last checkpoint), with that run's training figures."""
+    before = earlier["by_sid_version"][version]
+    info = json.loads((out / "info.json").read_text())
+    if info["steps"] != before["steps_planned"] or info["params"] != before["params"]:
+        raise ValueError(f"{out} holds {info['steps']} steps / {info['params']} params, not the run in the "
+                         f"results file ({before['steps_planned']} / {before['params']})")
+    keep = ("train_wall_s", "steps_done", "steps_planned", "epochs", "final_loss", "params", "seed", "sid_version")
+    return {"bundle": load_pretrained(paths, version, out_dir=out),
+            **{k: before[k] for k in keep}, "trained_at_commit": earlier["commit"]}
+
+
+def evaluate_both(run: dict, args) -> dict:
+    """Test metrics with the history filter (the headline) and without it (``plain``)."""
+    model, cat, data, trie = run.pop("bundle")
+    t0 = time.perf_counter()
+    out = {}
+    for excl in (True, False):
+        m = evaluate(model, data, trie, cat.codes, split="test", beam=args.beam, max_rows=args.eval_rows or None,
+                     exclude_history=excl)
+        m = {k: round(m[k], 5) for k in (*KEYS, "recall@20", "ndcg@20", "hier_recall@20_l1", "hier_recall@20_l2",
+                                         "hier_recall@20_l3", "invalid_items", "evaluated")}
+        if excl:
+            out.update(m)
+        else:
+            out["plain"] = m
+    return {**out, **run, "exclude_history": True, "history_repeat_rate": round(history_repeat_rate(data), 5),
             "eval_wall_s": round(time.perf_counter() - t0, 1), "beam": args.beam, "size": args.size}
 
 
@@ -81,14 +109,19 @@ def plot(results: dict, peer: dict | None, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = {f"OxyRec {v}": r for v, r in results.items()} | ({"SASRec (RecBole)": peer} if peer else {})
+    rows = {}
+    for v, r in results.items():
+        rows |= {f"OxyRec {v}": r, f"OxyRec {v}, no filter": r["plain"]}
+    if peer:
+        rows |= {"SASRec (RecBole)": peer, "SASRec, no filter": peer["plain"]}
     rows["TIGER (paper)"] = TIGER
     fig, ax = plt.subplots(figsize=(7, 3.8))
     width = 0.8 / len(rows)
     for i, (name, r) in enumerate(rows.items()):
         ax.bar([j + i * width for j in range(len(KEYS))], [r[k] for k in KEYS], width, label=name)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(KEYS))], KEYS)
-    ax.set(title="Amazon Beauty, leave-one-out, full ranking", ylabel="score")
+    ax.set(title="Amazon Beauty, leave-one-out, full ranking (history items excluded unless 'no filter')",
+           ylabel="score")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -109,6 +142,9 @@ def main() -> None:
     ap.add_argument("--eval-rows", type=int, default=0, help="0: every test user")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--reuse-trained", default=None,
+                    help="a results JSON: evaluate the models that run trained (kept under $OXY_HOME/bench/"
+                         "beauty-models) instead of training again; its training figures are carried over")
     ap.add_argument("--sid-effect-from", default=None,
                     help="with one --versions entry: a results JSON whose sid_version_effect to carry over")
     args = ap.parse_args()
@@ -117,8 +153,11 @@ def main() -> None:
     prepare_data(paths, args.dataset_path, versions)
     results = {}
     with PeakRSS() as rss:
+        earlier = json.loads(Path(args.reuse_trained).read_text()) if args.reuse_trained else None
         for v in versions:
-            results[v] = train_and_eval(paths, v, args)
+            out = oxy_home() / "bench" / "beauty-models" / v
+            run = reuse(paths, v, out, earlier) if earlier else train(paths, v, out, args)
+            results[v] = evaluate_both(run, args)
             print(v, results[v], flush=True)
         peer = None
         if not args.no_peer:
@@ -130,26 +169,33 @@ def main() -> None:
             peer = run_sasrec(splits, results[versions[0]]["train_wall_s"], oxy_home() / "bench" / "recbole",
                               seed=args.seed, log=lambda r: print(r, flush=True))
             print("peer", peer, flush=True)
+            plain = {k: peer.pop(k) for k in (*KEYS, "recall@20", "ndcg@20")}
+            peer = {**{k: peer.pop(f"{k}_excl") for k in plain}, **peer, "plain": plain, "exclude_history": True}
     main_v = results[versions[0]]
     figures = {**{k: main_v[k] for k in (*KEYS, "train_wall_s", "params", "seed", "sid_version")},
-               "budget_s": args.budget_min * 60,
+               "budget_s": earlier["budget_s"] if earlier else args.budget_min * 60,
+               **({"trained_at_commit": earlier["commit"]} if earlier else {}),
                "by_sid_version": results, "tiger": TIGER, "peak_rss_mb": rss.peak_mb,
-               "passes_tiger": all(main_v[k] >= TIGER[k] for k in ("recall@10", "ndcg@10"))}
+               "exclude_history": True, "history_repeat_rate": main_v["history_repeat_rate"], "plain": main_v["plain"],
+               "passes_tiger": all(main_v[k] >= TIGER[k] for k in ("recall@10", "ndcg@10")),
+               "passes_tiger_plain": all(main_v["plain"][k] >= TIGER[k] for k in ("recall@10", "ndcg@10"))}
     if len(versions) > 1:
         figures["sid_version_effect"] = {f"recall@10_{v}": results[v]["recall@10"] for v in versions}
         figures["sid_version_effect"]["recall@10_ratio"] = round(
             results[versions[0]]["recall@10"] / max(results[versions[1]]["recall@10"], 1e-9), 3)
     elif args.sid_effect_from:
         # One version this run: carry the V4-vs-V1 comparison of an earlier (shorter) run, labelled as such.
-        earlier = json.loads(Path(args.sid_effect_from).read_text())
-        figures["sid_version_effect"] = {**earlier["sid_version_effect"], "budget_s": earlier["budget_s"],
-                                         "from": Path(args.sid_effect_from).name, "commit": earlier["commit"]}
+        carried = json.loads(Path(args.sid_effect_from).read_text())
+        figures["sid_version_effect"] = {**carried["sid_version_effect"], "budget_s": carried["budget_s"],
+                                         "from": Path(args.sid_effect_from).name, "commit": carried["commit"]}
     if peer:
         figures["peer"] = peer
         figures["ratio_to_peer"] = {k: round(main_v[k] / max(peer[k], 1e-9), 3) for k in KEYS}
+        figures["ratio_to_peer_plain"] = {k: round(main_v["plain"][k] / max(peer["plain"][k], 1e-9), 3)
+                                          for k in KEYS}
     png = plot(results, peer, RESULTS / "beauty.png")
-    write_result("beauty", figures, {"dataset": "beauty", "budget_min": args.budget_min, "size": args.size,
-                                     "beam": args.beam}, artifacts=[png])
+    write_result("beauty", figures, {"dataset": "beauty", "budget_min": figures["budget_s"] / 60, "size": args.size,
+                                     "beam": args.beam, "reuse_trained": bool(args.reuse_trained)}, artifacts=[png])
     print(figures)
 
 

@@ -102,6 +102,21 @@ def test_candidate_pool_restricts_results():
     assert ((items == -1) == torch.isinf(scores)).all() and (items == -1).sum(1).tolist() == [5] * 4
 
 
+def test_exclude_history_drops_seen_items_and_keeps_order():
+    codes = _catalogue()
+    model = _model(codes).eval()
+    batch = _batch(len(codes))
+    trie = CodeTrie.build(codes, [6, 6, 6, 1])
+    full, full_scores = beam_search(model, batch, trie, beam=512, topk=len(codes))
+    seen = torch.cat([full[:, :6], torch.full((4, 3), len(codes))], 1)  # each user's 6 best + padding
+    items, scores = beam_search(model, batch, trie, beam=512, topk=10, exclude=seen)
+    assert torch.equal(items, full[:, 6:16]) and torch.allclose(scores, full_scores[:, 6:16])
+    # A beam too narrow to hold K unseen items pads with -1 at the tail; it never returns a seen item.
+    narrow, narrow_scores = beam_search(model, batch, trie, beam=4, topk=10, exclude=seen)
+    assert not (narrow[:, :, None] == seen[:, None, :]).any() and ((narrow == -1) == torch.isinf(narrow_scores)).all()
+    assert (narrow[:, 0] >= 0).all() and ((narrow[:, 1:] >= 0) <= (narrow[:, :-1] >= 0)).all()
+
+
 @pytest.mark.parametrize("components", COMPONENTS)
 def test_components_and_moe(components):
     codes = _catalogue()
@@ -202,3 +217,16 @@ def test_search_samples_take_the_query_rewrite_as_reasoning_text():
     data = build_tensors(samples, cat, 4, 4, enc, rewrites={"wine gi": "Find a wine gift set"})
     assert sorted(enc.seen) == ["Find a wine gift set", "tea"]  # rewritten where a rewrite exists, raw otherwise
     assert data.tensors["has_reasoning"].tolist() == [True, True, False]
+
+
+def test_history_repeat_rate_counts_targets_already_seen():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from oxy_dagster.model.evaluate import history_repeat_rate
+
+    t = {"target": torch.tensor([1, 2, 3, 4]), "short_items": torch.tensor([[1, 9], [5, 9], [9, 9], [4, 9]]),
+         "long_items": torch.tensor([[9], [2], [9], [9]])}
+    data = SimpleNamespace(tensors=t, meta=pd.DataFrame({"split": ["train", "train", "train", "test"]}))
+    assert history_repeat_rate(data) == pytest.approx(2 / 3) and history_repeat_rate(data, "test") == 1.0

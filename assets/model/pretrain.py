@@ -34,6 +34,7 @@ class EvalParams(dg.Config):
     split: str = "test"
     beam: int = 50
     max_rows: int = 0  # 0: every test user
+    exclude_history: bool = False  # never recommend an item already in the user's history
 
 
 @dg.asset(group_name="generator", compute_kind="torch",
@@ -69,7 +70,8 @@ def offline_eval(context: dg.AssetExecutionContext, config: EvalParams, dataset:
     """Trie-constrained beam search on the held-out split: Recall/NDCG/HR@5,10,20, per code level, per scenario."""
     paths = storage.data_paths(dataset.name)
     with mlflow_tracking.run(context, "eval", f"eval-{config.sid_version}-{dataset.name}", config.model_dump()):
-        result = run_offline_eval(paths, config.sid_version, config.split, config.beam, config.max_rows or None)
+        result = run_offline_eval(paths, config.sid_version, config.split, config.beam, config.max_rows or None,
+                                  config.exclude_history)
         mlflow.log_metrics({k.replace("@", "_at_").replace("/", "_"): v for k, v in numeric(result).items()})
         out = model_dir(paths, config.sid_version) / f"eval_{config.split}.json"
         out.write_text(json.dumps(result, indent=2))

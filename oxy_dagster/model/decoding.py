@@ -2,6 +2,9 @@
 
 Every step masks the logits with the trie of valid code tuples (optionally a
 scenario's candidate pool), so every returned item exists: zero invalid items.
+Items a user has already interacted with can be excluded from the returned list
+(``exclude``): the last level keeps as many extra candidates as it may drop,
+out of (beam x last-level vocabulary); a beam too narrow for that pads with -1.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ def _reorder(cache, index: torch.Tensor):
 
 @torch.no_grad()
 def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, topk: int = 20,
-                leaf_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                leaf_rows: torch.Tensor | None = None, exclude: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top ``topk`` items per row of ``batch`` as (item rows, log-probabilities), best first.
 
     ``leaf_rows`` maps the trie's leaves to global item rows when ``trie`` covers a candidate pool;
-    rows with fewer valid items than ``topk`` are padded with -1 and score -inf.
+    rows with fewer valid items than ``topk`` are padded with -1 and score -inf. ``exclude``: (rows, H)
+    global item rows never to return (e.g. the user's history); entries outside the catalogue are padding.
     """
     model.eval()
     instr, query = model.instruction(batch)
@@ -39,13 +44,14 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     scores = torch.zeros(n_users, 1)
     prefix_ids = torch.zeros(n_users, 1, dtype=torch.long)
     levels = trie.levels
+    extra = 0 if exclude is None else int(exclude.shape[1])  # candidates the filter may remove
     for lvl in range(levels):
         n_beams = scores.shape[1]
         vocab = trie.vocab[lvl]
         logp = torch.log_softmax(model.heads[lvl](last).float(), -1)
         allowed = trie.allowed_mask(lvl, prefix_ids.clamp(min=0).flatten()) & (prefix_ids.flatten() >= 0)[:, None]
         total = (scores.view(-1, 1) + logp.masked_fill(~allowed, float("-inf"))).view(n_users, n_beams * vocab)
-        k = min(beam if lvl < levels - 1 else max(beam, topk), n_beams * vocab)
+        k = min(beam if lvl < levels - 1 else max(beam, topk + extra), n_beams * vocab)
         scores, idx = total.topk(k, dim=1)
         origin, code = idx // vocab, idx % vocab
         flat = (origin + torch.arange(n_users)[:, None] * n_beams).flatten()
@@ -61,9 +67,13 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
             tok = model.code_token(lvl, code.flatten()).unsqueeze(1)
             h, _ = model.decode(tok, memory, mask, prefix.shape[1] + lvl, cache)
             last = h[:, -1]
-    scores, order = scores.topk(min(topk, scores.shape[1]), dim=1)
-    leaves = prefix_ids.gather(1, order)
-    items = torch.where(leaves >= 0, trie.item_of_leaf[leaves.clamp(min=0)], torch.full_like(leaves, -1))
+    items = torch.where(prefix_ids >= 0, trie.item_of_leaf[prefix_ids.clamp(min=0)], torch.full_like(prefix_ids, -1))
     if leaf_rows is not None:
         items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
-    return items, scores
+    if exclude is not None:
+        seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
+        scores = scores.masked_fill(seen, float("-inf"))
+        items = items.masked_fill(seen, -1)
+    scores, order = scores.topk(min(topk, scores.shape[1]), dim=1)
+    items = items.gather(1, order)
+    return items.masked_fill(~torch.isfinite(scores), -1), scores

@@ -4,6 +4,10 @@ With one held-out item per user (leave-one-out) Recall@K equals the seed's HR@K
 (the generated code tuple matches the target's on every level within the top K).
 Hierarchical recall@K at level l (Promise): the target's first l codes appear
 among the first l codes of the top-K generated items.
+``exclude_history`` drops the items already in a user's short and long history
+from the ranked list (a serving filter); ``history_repeat_rate`` measures on the
+training split whether a dataset ever repeats an item, i.e. whether the filter can
+cost a hit.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ def hierarchical_recall(pred: np.ndarray, target: np.ndarray, codes: np.ndarray,
 
 @torch.no_grad()
 def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: int = 50, batch_size: int = 128,
-             ks=KS, max_rows: int | None = None, progress: bool = True, mask_trigger: bool = False) -> dict:
-    """``mask_trigger``: replace every trigger item by the learnable default (seed Table 9)."""
+             ks=KS, max_rows: int | None = None, progress: bool = True, mask_trigger: bool = False,
+             exclude_history: bool = False) -> dict:
+    """``mask_trigger``: replace every trigger item by the learnable default (seed Table 9).
+    ``exclude_history``: never rank an item the user already has in its short or long history."""
     rows = np.flatnonzero((data.meta.split == split).to_numpy() & (data.tensors["target"].numpy() < len(codes)))
     if max_rows:
         rows = rows[:max_rows]
@@ -56,7 +62,8 @@ def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: in
         batch = data.batch(rows[i:i + batch_size])
         if mask_trigger:
             batch["trigger"] = torch.full_like(batch["trigger"], model.pad_item)
-        items, _ = beam_search(model, batch, trie, beam=beam, topk=max(ks))
+        seen = torch.cat([batch["short_items"], batch["long_items"]], 1) if exclude_history else None
+        items, _ = beam_search(model, batch, trie, beam=beam, topk=max(ks), exclude=seen)
         preds.append(items.numpy())
     pred = np.concatenate(preds)
     target = data.tensors["target"].numpy()[rows]
@@ -73,3 +80,11 @@ def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: in
         result[f"{s}/recall@10"] = float(per_row["recall@10"][m].mean())
         result[f"{s}/ndcg@10"] = float(per_row["ndcg@10"][m].mean())
     return result
+
+
+def history_repeat_rate(data, split: str = "train") -> float:
+    """Share of ``split`` samples whose target item already sits in the sample's short or long history."""
+    rows = (data.meta.split == split).to_numpy()
+    target = data.tensors["target"].numpy()[rows]
+    hist = np.concatenate([data.tensors["short_items"].numpy()[rows], data.tensors["long_items"].numpy()[rows]], 1)
+    return float((hist == target[:, None]).any(1).mean()) if len(target) else 0.0

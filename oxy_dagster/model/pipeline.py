@@ -18,7 +18,7 @@ from ..sid.text import shared_text_encoder
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import GeneratorConfig, preset
 from .data import build_tensors, load_catalogue, profile_vocab_sizes
-from .evaluate import evaluate
+from .evaluate import evaluate, history_repeat_rate
 from .generator import Generator
 from .train import TrainConfig, train
 from .trie import CodeTrie
@@ -124,6 +124,9 @@ def load_pretrained(paths: DataPaths, version: str, out_dir: Path | None = None)
 
 
 def offline_eval(paths: DataPaths, version: str, split: str = "test", beam: int = 50,
-                 max_rows: int | None = None) -> dict:
+                 max_rows: int | None = None, exclude_history: bool = False) -> dict:
+    """Evaluation metrics plus the training split's history repeat rate (what ``exclude_history`` can cost)."""
     model, cat, data, trie = load_pretrained(paths, version)
-    return evaluate(model, data, trie, cat.codes, split=split, beam=beam, max_rows=max_rows)
+    result = evaluate(model, data, trie, cat.codes, split=split, beam=beam, max_rows=max_rows,
+                      exclude_history=exclude_history)
+    return {**result, "history_repeat_rate": history_repeat_rate(data)}
