@@ -3,7 +3,8 @@
 Builds the default synthetic data and SID V3 in a work dir, trains every distinct
 configuration for the same step budget, evaluates on the test split and writes
 benchmarks/results/ablations.json (+ .md), logging the table to MLflow.
-Usage: ``python -m benchmarks.ablations [--steps 250] [--workdir DIR]``.
+Usage: ``python -m benchmarks.ablations [--steps 250] [--seeds 1] [--tables ...] [--merge] [--workdir DIR]``;
+``--seeds N`` trains every configuration with N seeds and reports mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=250)
     ap.add_argument("--eval-rows", type=int, default=1000)
+    ap.add_argument("--seeds", type=int, default=1, help="seeds per configuration (mean and std reported)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--tables", default="", help="comma-separated subset of " + ",".join(TABLES))
     ap.add_argument("--merge", action="store_true",
@@ -39,7 +41,7 @@ def main() -> None:
         build_text_embeddings(paths)
         build_item_embeddings(paths, "V3")
         build_codebook(paths, "V3")
-    acfg = AblationConfig(steps=args.steps, eval_rows=args.eval_rows)
+    acfg = AblationConfig(steps=args.steps, eval_rows=args.eval_rows, n_seeds=args.seeds)
     tables = [t for t in args.tables.split(",") if t] or None
     result = run_ablations(paths, acfg, tables=tables, log=lambda row: print(row, flush=True))
     old_path = RESULTS / "ablations.json"

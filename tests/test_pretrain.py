@@ -72,6 +72,19 @@ def test_ablation_runner_trains_each_config_once(shop):
 
 
 @pytest.mark.slow
+def test_ablation_runner_reports_mean_and_std_over_seeds(shop):
+    from oxy_dagster.model.ablation import AblationConfig, _mean_std, ablation_markdown, run_ablations
+
+    agg = _mean_std([{"recall@10": 0.2, "params": 5}, {"recall@10": 0.4, "params": 5}])
+    assert agg["recall@10"] == pytest.approx(0.3) and agg["recall@10_std"] == pytest.approx(0.1)
+    acfg = AblationConfig(sid_version="V1", steps=3, batch_size=32, beam=10, eval_rows=60, n_seeds=2)
+    result = run_ablations(shop, acfg, tables=["table7_igr_q2i"])
+    assert len(list((shop.root / "models" / "ablations").glob("*seed_1"))) == 3  # every variant, second seed
+    assert all(r["seeds"] == 2 and r["recall@10_std"] >= 0 for r in result["rows"])
+    assert " ± " in ablation_markdown(result)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("size,moe", [("tiny", "native"), ("small-moe", "deepspeed")])
 def test_two_process_deepspeed_launcher_trains_and_resumes(shop, tmp_path, size, moe):
     """torchrun, 2 CPU processes on gloo, ZeRO-2: each rank saves its optimizer partition, pickle-free.

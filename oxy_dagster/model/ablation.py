@@ -1,6 +1,7 @@
 """The seed's ablations on one dataset: Tables 5 (placement), 6 (components), 7 (IGR / Q2I), 9 (trigger
-masking) and a slice of Tables 3-4 (scale). Each distinct configuration trains once from scratch with the
-same seed, data and step budget, and is evaluated on the held-out split with the same beam."""
+masking) and a slice of Tables 3-4 (scale). Each distinct configuration trains from scratch once per seed
+with the same data and step budget, and is evaluated on the held-out split with the same beam; with more
+than one seed a row holds the mean over seeds and, under ``<metric>_std``, their standard deviation."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class AblationConfig:
     batch_size: int = 256
     lr: float = 2e-3
     seed: int = 0
+    n_seeds: int = 1  # seeds seed, seed + 1, ...
     beam: int = 30
     eval_rows: int = 1000
     split: str = "test"
@@ -47,7 +49,7 @@ def _key(cfg: dict) -> str:
 
 
 def run_ablations(paths: DataPaths, acfg: AblationConfig, tables: list[str] | None = None, log=None) -> dict:
-    """Returns {"rows": [...], "trigger_masking": {...}}; every distinct configuration trains once."""
+    """Returns {"rows": [...], "trigger_masking": {...}}; every distinct configuration trains once per seed."""
     trained: dict[str, dict] = {}
     default_model = None
     rows = []
@@ -56,30 +58,24 @@ def run_ablations(paths: DataPaths, acfg: AblationConfig, tables: list[str] | No
             cfg = {**DEFAULT, **override}
             key = _key(cfg)
             if key not in trained:
-                out_dir = paths.root / "models" / "ablations" / key.replace("=", "_").replace(" ", "")
-                shutil.rmtree(out_dir, ignore_errors=True)  # never resume a checkpoint of an earlier budget
-                tcfg = TrainConfig(steps=acfg.steps, batch_size=acfg.batch_size, lr=acfg.lr, seed=acfg.seed,
-                                   log_every=50)
-                model_kw = {k: v for k, v in cfg.items() if k != "size"}
-                # the trained model is evaluated in memory: no second load of the catalogue and samples
-                info, model, cat, data, trie = pretrain(paths, acfg.sid_version, cfg["size"], tcfg,
-                                                        out_dir=out_dir, **model_kw)
-                if key == _key(DEFAULT):
-                    default_model = (model, cat, data, trie)
-                metrics = evaluate(model, data, trie, cat.codes, split=acfg.split, beam=acfg.beam,
-                                   ks=(1, 5, 10, 20), max_rows=acfg.eval_rows, progress=False)
-                trained[key] = {"params": info["params"], "final_loss": info["final_loss"], **metrics}
+                runs = []
+                for seed in range(acfg.seed, acfg.seed + acfg.n_seeds):
+                    model, cat, data, trie, r = _train_eval(paths, acfg, cfg, key, seed)
+                    runs.append(r)
+                    if key == _key(DEFAULT) and seed == acfg.seed:
+                        default_model = (model, cat, data, trie, r)
+                trained[key] = _mean_std(runs)
             r = trained[key]
             row = {"table": table, "variant": variant, "params": r["params"], "final_loss": r["final_loss"],
-                   **{m: r.get(m) for m in REPORTED}}
+                   "seeds": acfg.n_seeds, **{m: r.get(m) for m in REPORTED},
+                   **({f"{m}_std": r.get(f"{m}_std") for m in REPORTED} if acfg.n_seeds > 1 else {})}
             rows.append(row)
             if log:
                 log(row)
-    # Table 9: replace the real trigger with the default embedding at inference, same model.
-    default = trained.get(_key(DEFAULT))
+    # Table 9: replace the real trigger with the default embedding at inference, same model (the first seed's).
     masking = {}
     if default_model is not None:
-        model, cat, data, trie = default_model
+        model, cat, data, trie, default = default_model
         masked = evaluate(model, data, trie, cat.codes, split=acfg.split, beam=acfg.beam, ks=(1, 5, 10, 20),
                           max_rows=acfg.eval_rows, progress=False, mask_trigger=True)
         for scen in ("channel", "related", "cart"):
@@ -88,13 +84,38 @@ def run_ablations(paths: DataPaths, acfg: AblationConfig, tables: list[str] | No
     return {"config": asdict(acfg), "rows": rows, "trigger_masking": masking}
 
 
+def _train_eval(paths: DataPaths, acfg: AblationConfig, cfg: dict, key: str, seed: int):
+    out_dir = paths.root / "models" / "ablations" / f"{key}-seed={seed}".replace("=", "_").replace(" ", "")
+    shutil.rmtree(out_dir, ignore_errors=True)  # never resume a checkpoint of an earlier budget
+    tcfg = TrainConfig(steps=acfg.steps, batch_size=acfg.batch_size, lr=acfg.lr, seed=seed, log_every=50)
+    model_kw = {k: v for k, v in cfg.items() if k != "size"}
+    # the trained model is evaluated in memory: no second load of the catalogue and samples
+    info, model, cat, data, trie = pretrain(paths, acfg.sid_version, cfg["size"], tcfg, out_dir=out_dir,
+                                            **model_kw)
+    metrics = evaluate(model, data, trie, cat.codes, split=acfg.split, beam=acfg.beam, ks=(1, 5, 10, 20),
+                       max_rows=acfg.eval_rows, progress=False)
+    return model, cat, data, trie, {"params": info["params"], "final_loss": info["final_loss"], **metrics}
+
+
+def _mean_std(runs: list[dict]) -> dict:
+    """Mean of every numeric figure over the seeds' runs, plus ``<key>_std`` (population) when there are several."""
+    out = dict(runs[0])
+    for k, v in runs[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and all(k in r for r in runs):
+            vals = np.array([r[k] for r in runs], dtype=float)
+            out[k] = float(vals.mean())
+            if len(runs) > 1:
+                out[f"{k}_std"] = float(vals.std())
+    return out
+
+
 def ablation_markdown(result: dict) -> str:
     lines = []
     for table in dict.fromkeys(r["table"] for r in result["rows"]):
         lines += [f"**{table}**", "", "| variant | " + " | ".join(REPORTED) + " |",
                   "|---|" + "---:|" * len(REPORTED)]
         for r in (r for r in result["rows"] if r["table"] == table):
-            vals = " | ".join("" if r[m] is None or np.isnan(r[m]) else f"{r[m]:.4f}" for m in REPORTED)
+            vals = " | ".join(_cell(r, m) for m in REPORTED)
             lines.append(f"| {r['variant']} | {vals} |")
         lines.append("")
     if result["trigger_masking"]:
@@ -103,6 +124,13 @@ def ablation_markdown(result: dict) -> str:
         for scen, m in result["trigger_masking"].items():
             lines.append(f"| {scen} | {m['correct_trigger_recall@10']:.4f} | {m['masked_trigger_recall@10']:.4f} |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(row: dict, metric: str) -> str:
+    v, sd = row.get(metric), row.get(f"{metric}_std")
+    if v is None or np.isnan(v):
+        return ""
+    return f"{v:.4f} ± {sd:.4f}" if sd is not None else f"{v:.4f}"
 
 
 def save(result: dict, path: str | Path) -> None:
