@@ -103,7 +103,7 @@ def _mean_std(runs: list[dict]) -> dict:
     for k, v in runs[0].items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and all(k in r for r in runs):
             vals = np.array([r[k] for r in runs], dtype=float)
-            out[k] = float(vals.mean())
+            out[k] = v if (vals == vals[0]).all() else float(vals.mean())  # an int stays an int (params)
             if len(runs) > 1:
                 out[f"{k}_std"] = float(vals.std())
     return out
