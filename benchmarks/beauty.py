@@ -89,17 +89,14 @@ def evaluate_both(run: dict, args) -> dict:
     """Test metrics with the history filter (the headline) and without it (``plain``)."""
     model, cat, data, trie = run.pop("bundle")
     t0 = time.perf_counter()
-    out = {}
-    for excl in (True, False):
+
+    def scored(exclude_history: bool) -> dict:
         m = evaluate(model, data, trie, cat.codes, split="test", beam=args.beam, max_rows=args.eval_rows or None,
-                     exclude_history=excl)
-        m = {k: round(m[k], 5) for k in (*KEYS, "recall@20", "ndcg@20", "hier_recall@20_l1", "hier_recall@20_l2",
-                                         "hier_recall@20_l3", "invalid_items", "evaluated")}
-        if excl:
-            out.update(m)
-        else:
-            out["plain"] = m
-    return {**out, **run, "exclude_history": True, "history_repeat_rate": round(history_repeat_rate(data), 5),
+                     exclude_history=exclude_history)
+        return {k: round(m[k], 5) for k in (*KEYS, "recall@20", "ndcg@20", "hier_recall@20_l1", "hier_recall@20_l2",
+                                            "hier_recall@20_l3", "invalid_items", "evaluated")}
+
+    return {**scored(True), "plain": scored(False), **run, "exclude_history": True, "history_repeat_rate": round(history_repeat_rate(data), 5),
             "eval_wall_s": round(time.perf_counter() - t0, 1), "beam": args.beam, "size": args.size}
 
 
@@ -168,8 +165,6 @@ def main() -> None:
             peer = run_sasrec(splits, results[versions[0]]["train_wall_s"], oxy_home() / "bench" / "recbole",
                               seed=args.seed, log=lambda r: print(r, flush=True))
             print("peer", peer, flush=True)
-            plain = {k: peer.pop(k) for k in (*KEYS, "recall@20", "ndcg@20")}
-            peer = {**{k: peer.pop(f"{k}_excl") for k in plain}, **peer, "plain": plain, "exclude_history": True}
     main_v = results[versions[0]]
     figures = {**{k: main_v[k] for k in (*KEYS, "train_wall_s", "params", "seed", "sid_version")},
                "budget_s": earlier["budget_s"] if earlier else args.budget_min * 60,

@@ -62,7 +62,7 @@ def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: in
         batch = data.batch(rows[i:i + batch_size])
         if mask_trigger:
             batch["trigger"] = torch.full_like(batch["trigger"], model.pad_item)
-        seen = torch.cat([batch["short_items"], batch["long_items"]], 1) if exclude_history else None
+        seen = history_items(batch) if exclude_history else None
         items, _ = beam_search(model, batch, trie, beam=beam, topk=max(ks), exclude=seen)
         preds.append(items.numpy())
     pred = np.concatenate(preds)
@@ -82,9 +82,14 @@ def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: in
     return result
 
 
+def history_items(tensors: dict) -> torch.Tensor:
+    """Every item of a sample's short and long history, padding included: (rows, short + long)."""
+    return torch.cat([tensors["short_items"], tensors["long_items"]], 1)
+
+
 def history_repeat_rate(data, split: str = "train") -> float:
     """Share of ``split`` samples whose target item already sits in the sample's short or long history."""
-    rows = (data.meta.split == split).to_numpy()
-    target = data.tensors["target"].numpy()[rows]
-    hist = np.concatenate([data.tensors["short_items"].numpy()[rows], data.tensors["long_items"].numpy()[rows]], 1)
-    return float((hist == target[:, None]).any(1).mean()) if len(target) else 0.0
+    rows = torch.from_numpy((data.meta.split == split).to_numpy())
+    target = data.tensors["target"][rows]
+    hist = history_items(data.tensors)[rows]
+    return float((hist == target[:, None]).any(1).double().mean()) if len(target) else 0.0
