@@ -1,20 +1,21 @@
-"""Dagster resources: Spark, MLflow, storage and the dataset choice.
+"""Dagster resources, one per external thing: Spark, MLflow, the dataset and its paths, the LLM, stores.
 
 Which values they take per environment (local / production) is decided in one
 place, ``jobs/resources.py``.
 """
 
-
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
 
 import dagster as dg
 
-from oxy_dagster.data.pipeline import DataPaths
 from oxy_dagster.data.sources import DatasetConfig
 from oxy_dagster.data.synthetic import SyntheticConfig
+from oxy_dagster.paths import DataPaths
+
+from .metadata import TrackedRun
 
 
 class SparkResource(dg.ConfigurableResource):
@@ -31,24 +32,15 @@ class SparkResource(dg.ConfigurableResource):
                                      shuffle_partitions=self.shuffle_partitions))
 
 
-class StorageResource(dg.ConfigurableResource):
-    """Root folder of every artifact (parquet tables, reports, checkpoints)."""
-
-    root: str
-
-    def data_paths(self, dataset: str) -> DataPaths:
-        return DataPaths(Path(self.root) / "data" / dataset)
-
-
 class DatasetResource(dg.ConfigurableResource):
     """Which dataset feeds the graph: synthetic (default), beauty, movielens100k, amazon2014raw, files."""
 
     kind: str = "synthetic"
-    path: Optional[str] = None
+    path: str | None = None
     category: str = "Beauty"
-    items_file: Optional[str] = None
-    users_file: Optional[str] = None
-    events_file: Optional[str] = None
+    items_file: str | None = None
+    users_file: str | None = None
+    events_file: str | None = None
     seed: int = 7
     n_users: int = 2000
     max_bad_fraction: float = 0.01
@@ -64,25 +56,36 @@ class DatasetResource(dg.ConfigurableResource):
                              synthetic=SyntheticConfig(seed=self.seed, n_users=self.n_users))
 
 
+@dg.resource(config_schema={"root": dg.Field(str, description="work dir; the dataset's files live under "
+                                                            "<root>/data/<dataset>")},
+             required_resource_keys={"dataset"})
+def data_paths(init_context) -> DataPaths:
+    """Where the chosen dataset's artifacts live: every asset receives this ``DataPaths`` as ``paths``."""
+    return DataPaths(Path(init_context.resource_config["root"]) / "data" / init_context.resources.dataset.name)
+
+
 class MlflowResource(dg.ConfigurableResource):
-    """MLflow tracking: one experiment per stage, runs tagged with the Dagster run id."""
+    """MLflow tracking: one experiment per stage, runs tagged with the Dagster run id.
+
+    ``run`` yields a ``TrackedRun``: what it logs to MLflow it also collects as the asset's Dagster metadata.
+    """
 
     tracking_uri: str
     experiment_prefix: str = "oxyrec"
 
     @contextlib.contextmanager
     def run(self, context: dg.AssetExecutionContext | dg.OpExecutionContext, stage: str, run_name: str,
-            params: dict | None = None):
+            params: dict | None = None) -> Iterator[TrackedRun]:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         import mlflow
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(f"{self.experiment_prefix}-{stage}")
         tags = {"dagster_run_id": context.run.run_id, "dagster_job": context.run.job_name or "", "stage": stage}
-        with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        with mlflow.start_run(run_name=run_name, tags=tags) as run:  # an exception marks the run FAILED
             if params:
                 mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            yield run
+            yield TrackedRun(run)
 
 
 class LLMResource(dg.ConfigurableResource):

@@ -15,10 +15,12 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import RESULTS, write_result
-from oxy_dagster.data.pipeline import DataPaths, run_all
+from oxy_dagster.data.pipeline import run_all
 from oxy_dagster.data.sources import DatasetConfig
+from oxy_dagster.io import write_text
 from oxy_dagster.model.ablation import TABLES, AblationConfig, ablation_markdown, run_ablations
-from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings, sid_root
+from oxy_dagster.paths import DataPaths
+from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings
 from oxy_dagster.spark import get_spark, stop_spark
 
 
@@ -37,7 +39,7 @@ def main() -> None:
     if not (paths.samples / "_schema.json").exists():
         run_all(get_spark(), DatasetConfig(kind="synthetic"), paths.root)
         stop_spark()
-    if not (sid_root(paths) / "V3" / "codes.parquet").exists():
+    if not (paths.sid / "V3" / "codes.parquet").exists():
         build_text_embeddings(paths)
         build_item_embeddings(paths, "V3")
         build_codebook(paths, "V3")
@@ -53,7 +55,7 @@ def main() -> None:
         result["rows"] = [r for r in old["rows"] if r["table"] not in rerun] + result["rows"]
         tables = sorted(set(old.get("tables", [])) | set(tables or TABLES))
     md = ablation_markdown(result)
-    (RESULTS / "ablations.md").write_text(md)
+    write_text(RESULTS / "ablations.md", md)
     figures = {"steps": acfg.steps, "eval_rows": acfg.eval_rows, "sid_version": acfg.sid_version,
                "tables": tables or list(TABLES),
                "rows": result["rows"], "trigger_masking": result["trigger_masking"]}

@@ -25,13 +25,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from benchmarks.common import RESULTS, PeakRSS, write_result
-from oxy_dagster.data.pipeline import DataPaths, run_all
+from oxy_dagster.data.pipeline import run_all
 from oxy_dagster.data.sources import DatasetConfig
+from oxy_dagster.io import save_figure
+from oxy_dagster.model.config import TrainConfig
 from oxy_dagster.model.evaluate import evaluate, history_repeat_rate
 from oxy_dagster.model.pipeline import load_pretrained, pretrain
-from oxy_dagster.model.train import TrainConfig
+from oxy_dagster.paths import DataPaths
 from oxy_dagster.paths import work_dir as oxy_home
-from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings, sid_root
+from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings
 from oxy_dagster.spark import get_spark, stop_spark
 
 TIGER = {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384}  # NeurIPS 2023, Table 1
@@ -42,17 +44,18 @@ def prepare_data(paths: DataPaths, dataset_path: str | None, versions: list[str]
     if not (paths.samples / "_schema.json").exists():
         run_all(get_spark(), DatasetConfig(kind="beauty", path=dataset_path), paths.root)
         stop_spark()
-    if not (sid_root(paths) / "encoded" / "embeddings.safetensors").exists():
+    if not (paths.sid / "encoded" / "embeddings.safetensors").exists():
         build_text_embeddings(paths)
     for v in versions:
-        if not (sid_root(paths) / v / "codes.parquet").exists():
+        if not (paths.sid / v / "codes.parquet").exists():
             build_item_embeddings(paths, v)
             build_codebook(paths, v)
 
 
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
     """Train for the wall-clock budget; return the model bundle and the training figures."""
-    base = dict(batch_size=args.batch_size, lr=args.lr, warmup=200, seed=args.seed, log_every=50, ckpt_every=500)
+    base = dict(batch_size=args.batch_size, lr=args.lr, warmup=200, seed=args.seed, log_every=50, ckpt_every=500,
+                engine="torch")
     shutil.rmtree(out, ignore_errors=True)
     probe = {**base, "log_every": 10}
     pretrain(paths, version, args.size, TrainConfig(steps=30, **probe), out_dir=out / "probe")
@@ -96,7 +99,8 @@ def evaluate_both(run: dict, args) -> dict:
         return {k: round(m[k], 5) for k in (*KEYS, "recall@20", "ndcg@20", "hier_recall@20_l1", "hier_recall@20_l2",
                                             "hier_recall@20_l3", "invalid_items", "evaluated")}
 
-    return {**scored(True), "plain": scored(False), **run, "exclude_history": True, "history_repeat_rate": round(history_repeat_rate(data), 5),
+    return {**scored(True), "plain": scored(False), **run, "exclude_history": True,
+            "history_repeat_rate": round(history_repeat_rate(data), 5),
             "eval_wall_s": round(time.perf_counter() - t0, 1), "beam": args.beam, "size": args.size}
 
 
@@ -120,9 +124,7 @@ def plot(results: dict, peer: dict | None, path: Path) -> Path:
     ax.set(title="Amazon Beauty, leave-one-out, full ranking", ylabel="score")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main() -> None:

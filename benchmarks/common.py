@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from oxy_dagster.io import atomic_write_json
+from oxy_dagster.io import write_json
 from oxy_dagster.paths import REPO_ROOT, default_mlflow_uri
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -25,7 +25,20 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     mem = psutil.virtual_memory().total / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, no GPU, {platform.system()} {platform.machine()}"
+    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {accelerator()}, "
+            f"{platform.system()} {platform.machine()}")
+
+
+def accelerator() -> str:
+    """The accelerator this process can use, as torch sees it (``no GPU`` when torch finds none)."""
+    try:
+        import torch
+    except ImportError:
+        return "no GPU (torch not installed)"
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return f"{len(names)} x {names[0]}" if len(set(names)) == 1 else ", ".join(names)
+    return "no GPU"
 
 
 def commit() -> str:
@@ -80,7 +93,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def write_result(name: str, figures: dict, params: dict | None = None, artifacts=()) -> Path:
     """Write benchmarks/results/<name>.json and log the same figures to MLflow."""
     record = {"machine": machine(), "date": dt.date.today().isoformat(), "commit": commit(), **figures}
-    path = atomic_write_json(RESULTS / f"{name}.json", record)
+    path = write_json(RESULTS / f"{name}.json", record)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 

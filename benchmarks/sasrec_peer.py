@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from oxy_dagster.io import write_text
+
 SASREC = dict(MAX_ITEM_LIST_LENGTH=50, hidden_size=64, inner_size=256, n_layers=2, n_heads=2,
               hidden_dropout_prob=0.5, attn_dropout_prob=0.5, loss_type="CE", learning_rate=1e-3,
               train_batch_size=256)
@@ -37,11 +39,8 @@ def write_inter(splits: pd.DataFrame, root: Path, name: str = "beauty") -> Path:
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     df = splits.sort_values(["user_id", "pos"])[["user_id", "item_id", "pos"]]
-    tmp = folder / f".{name}.inter.tmp"
-    with open(tmp, "w") as f:
-        f.write("user_id:token\titem_id:token\ttimestamp:float\n")
-        df.to_csv(f, sep="\t", header=False, index=False)
-    tmp.replace(folder / f"{name}.inter")
+    header = "user_id:token\titem_id:token\ttimestamp:float\n"
+    write_text(folder / f"{name}.inter", header + df.to_csv(sep="\t", header=False, index=False))
     return folder
 
 

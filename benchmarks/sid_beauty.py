@@ -18,9 +18,11 @@ import pandas as pd
 import torch
 
 from benchmarks.common import RESULTS, write_result
-from oxy_dagster.data.pipeline import DataPaths, run_all
+from oxy_dagster.data.pipeline import run_all
 from oxy_dagster.data.sources import DatasetConfig
-from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings, load_items, sid_root
+from oxy_dagster.io import write_text
+from oxy_dagster.paths import DataPaths
+from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings, load_items
 from oxy_dagster.sid.metrics import comparison_markdown, plot_load_balance
 from oxy_dagster.spark import get_spark, stop_spark
 
@@ -62,11 +64,11 @@ def main() -> None:
         rate = enc["encode_items_per_s"] if v == "V1" else fused_rate(paths, v, enc["encode_items_per_s"])
         results[v] = {**{k: m[k] for k in KEYS}, "encode_items_per_s": round(rate, 1),
                       "train_s": info.get("train_s", 0.0), "width": m["width"]}
-        codes[v] = pd.read_parquet(sid_root(paths) / v / "codes.parquet")[["c1", "c2", "c3"]].to_numpy()
+        codes[v] = pd.read_parquet(paths.sid / v / "codes.parquet")[["c1", "c2", "c3"]].to_numpy()
         print(v, results[v], flush=True)
     plot_load_balance(codes, results["V1"]["width"], RESULTS / "sid_beauty_load_balance.png")
     md = comparison_markdown(results, [*KEYS, "encode_items_per_s", "train_s", "width"])
-    (RESULTS / "sid_beauty.md").write_text(md + "\n")
+    write_text(RESULTS / "sid_beauty.md", md + "\n")
     write_result("sid_beauty", results, {"items": len(load_items(paths)), "image_branch": enc["image_branch"]},
                  artifacts=[RESULTS / "sid_beauty.md", RESULTS / "sid_beauty_load_balance.png"])
     print(md)

@@ -1,18 +1,17 @@
 """Resources per environment, chosen in this one place by ``OXY_ENV`` (local | production).
 
 local (default): Spark local[*], an MLflow SQLite store and all artifacts in the
-project's work dir (``OXY_HOME``, default ``.oxy/``), the synthetic dataset.
-production: a Spark master, a remote MLflow server and a shared storage root,
-all taken from the environment (``SPARK_MASTER``, ``MLFLOW_TRACKING_URI``,
-``OXY_STORAGE_ROOT``).
+project's work dir (``OXY_HOME``, default ``.oxy/``); the embedded llama.cpp LLM,
+an SQLite instruction store and a JSON-lines event log. Optional overrides come
+from the environment (``SPARK_MASTER``, ``OXY_LLM_BASE_URL``, ...) with defaults.
 
-Slow thinking: local uses the embedded llama.cpp server (or ``OXY_LLM_BASE_URL``),
-an SQLite instruction store and a JSON-lines event log under the work dir;
-production takes ``OXY_LLM_BASE_URL`` / ``OXY_LLM_MODEL`` / ``OXY_LLM_API_KEY``
-and ``OXY_REDIS_URL`` (store + event stream).
+production: every setting is a ``dg.EnvVar`` left unresolved, so the UI shows
+which values come from the environment and a missing variable fails the launch
+with its name: ``SPARK_MASTER``, ``MLFLOW_TRACKING_URI``, ``OXY_STORAGE_ROOT``,
+``OXY_LLM_BASE_URL``, ``OXY_LLM_MODEL``, ``OXY_LLM_API_KEY``, ``OXY_REDIS_URL``.
 
 Either way ``OXY_DATASET`` (synthetic | beauty | movielens100k | amazon2014raw)
-and ``OXY_DATASET_PATH`` pick the data.
+and ``OXY_DATASET_PATH`` pick the data, here and nowhere else.
 """
 
 from __future__ import annotations
@@ -21,26 +20,35 @@ import os
 
 import dagster as dg
 
-from assets.resources import (DatasetResource, EventSourceResource, InstructionStoreResource, LLMResource,
-                              MlflowResource, SparkResource, StorageResource)
+from assets.resources import (
+    DatasetResource,
+    EventSourceResource,
+    InstructionStoreResource,
+    LLMResource,
+    MlflowResource,
+    SparkResource,
+    data_paths,
+)
 from oxy_dagster.paths import default_mlflow_uri, work_dir
 
 
-def _dataset() -> DatasetResource:
+def dataset_from_env() -> DatasetResource:
     return DatasetResource(kind=os.environ.get("OXY_DATASET", "synthetic"),
                            path=os.environ.get("OXY_DATASET_PATH") or None,
                            category=os.environ.get("OXY_AMAZON_CATEGORY", "Beauty"),
                            n_users=int(os.environ.get("OXY_SYNTHETIC_USERS", "2000")))
 
 
-def resources_for(env: str | None = None) -> dict:
+def resources_for(env: str | None = None, dataset: DatasetResource | None = None) -> dict:
+    """The resource set of ``env``; ``dataset`` overrides the dataset chosen by the environment."""
     env = env or os.environ.get("OXY_ENV", "local")
+    dataset = dataset or dataset_from_env()
     if env == "local":
         return {
             "spark": SparkResource(master=os.environ.get("SPARK_MASTER", "local[*]")),
-            "storage": StorageResource(root=str(work_dir())),
+            "paths": data_paths.configured({"root": str(work_dir())}),
             "mlflow_tracking": MlflowResource(tracking_uri=default_mlflow_uri()),
-            "dataset": _dataset(),
+            "dataset": dataset,
             # empty base_url: the embedded llama.cpp server; OXY_LLM_BASE_URL points at any other endpoint
             "llm": LLMResource(base_url=os.environ.get("OXY_LLM_BASE_URL", ""),
                                model=os.environ.get("OXY_LLM_MODEL", ""), gguf_path=os.environ.get("OXY_LLM_GGUF", "")),
@@ -49,15 +57,13 @@ def resources_for(env: str | None = None) -> dict:
         }
     if env == "production":
         return {
-            "spark": SparkResource(master=dg.EnvVar("SPARK_MASTER").get_value(), driver_memory="8g",
-                                   shuffle_partitions=200),
-            "storage": StorageResource(root=dg.EnvVar("OXY_STORAGE_ROOT").get_value()),
-            "mlflow_tracking": MlflowResource(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI").get_value()),
-            "dataset": _dataset(),
-            "llm": LLMResource(base_url=dg.EnvVar("OXY_LLM_BASE_URL").get_value(),
-                               model=dg.EnvVar("OXY_LLM_MODEL").get_value(), api_key=dg.EnvVar("OXY_LLM_API_KEY"),
-                               concurrency=8, json_mode="json_schema"),
-            "instruction_store": InstructionStoreResource(url=dg.EnvVar("OXY_REDIS_URL").get_value()),
-            "event_source": EventSourceResource(url=dg.EnvVar("OXY_REDIS_URL").get_value()),
+            "spark": SparkResource(master=dg.EnvVar("SPARK_MASTER"), driver_memory="8g", shuffle_partitions=200),
+            "paths": data_paths.configured({"root": {"env": "OXY_STORAGE_ROOT"}}),
+            "mlflow_tracking": MlflowResource(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI")),
+            "dataset": dataset,
+            "llm": LLMResource(base_url=dg.EnvVar("OXY_LLM_BASE_URL"), model=dg.EnvVar("OXY_LLM_MODEL"),
+                               api_key=dg.EnvVar("OXY_LLM_API_KEY"), concurrency=8, json_mode="json_schema"),
+            "instruction_store": InstructionStoreResource(url=dg.EnvVar("OXY_REDIS_URL")),
+            "event_source": EventSourceResource(url=dg.EnvVar("OXY_REDIS_URL")),
         }
     raise ValueError(f"OXY_ENV must be 'local' or 'production', not {env!r}")

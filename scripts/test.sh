@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up, then run the whole test suite (slow end-to-end tests included). Extra args go to pytest.
+# Set up, lint (ruff + architecture contracts), then run the whole test suite (slow end-to-end tests included).
+# Extra args go to pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash "$OXY_ROOT/scripts/setup.sh"
@@ -11,4 +12,5 @@ if ! command -v redis-server >/dev/null; then
     || echo "[test] could not install redis-server: the Redis tests will be skipped" >&2
 fi
 cd "$OXY_ROOT"
+bash "$OXY_ROOT/scripts/lint.sh"
 "$OXY_VENV/bin/python" -m pytest -q "$@"

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from oxy_dagster.data.adapters import read_amazon_raw, read_beauty, read_movielens_100k
-from oxy_dagster.data.pipeline import DataPaths, build_raw, build_splits, build_validated
+from oxy_dagster.data.pipeline import build_raw, build_splits, build_validated
 from oxy_dagster.data.sources import DatasetConfig
+from oxy_dagster.paths import DataPaths
 
 
 def _need(path):

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_definitions_load_with_lineage():
-    from jobs.definitions import defs
+    from jobs.definitions import SID_VERSION, defs
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
@@ -21,16 +21,15 @@ def test_definitions_load_with_lineage():
     assert parents("loo_splits") == {"events"}
     assert parents("swing_pairs") == {"loo_splits"}
     assert parents("training_samples") == {"loo_splits", "users"}
-    for v in ("V1", "V2", "V3", "V4"):
-        assert parents(f"{v}/item_embeddings") == {"item_text_embeddings", "swing_pairs", "loo_splits"}
-        assert parents(f"{v}/sid_codebooks") == {f"{v}/item_embeddings"}
-    assert parents("sid_comparison") == {f"V{i}/sid_codebooks" for i in range(1, 5)}
+    assert parents("item_embeddings") == {"item_text_embeddings", "swing_pairs", "loo_splits"}
+    assert parents("sid_codebooks") == {"item_embeddings"}
+    assert parents("sid_comparison") == {"sid_codebooks"}
     assert parents("item_text_embeddings") == {"items"}
     assert "training_samples" in parents("pretrained_checkpoint")
     assert parents("offline_eval") == {"pretrained_checkpoint"}
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"main_job", "data_job", "sid_job", "generator_job",
                                                                   "ablation_job"}
-    assert parents("ablation_report") == {"training_samples", "V3/sid_codebooks"}
+    assert parents("ablation_report") == {"training_samples", "sid_codebooks"}
     assert parents("stp_instruction_table") == {"events", "users"}
     assert parents("query_rewrites") == {"events"}
     assert parents("user_instructions") == {"events", "items", "users"}
@@ -38,6 +37,13 @@ def test_definitions_load_with_lineage():
     assert {"reasoning_job", "nearline_job"} <= {j.name for j in defs.resolve_all_job_defs()}
     assert defs.resolve_schedule_def("daily_reasoning_refresh").cron_schedule == "0 3 * * *"
     assert defs.resolve_sensor_def("nearline_instruction_sensor").job_name == "nearline_job"
+    # SID versions are partitions of one codebook asset; the generator depends on the selected one only
+    codebooks = graph.get(dg.AssetKey("sid_codebooks"))
+    assert codebooks.partitions_def.get_partition_keys() == ["V1", "V2", "V3", "V4"]
+    for downstream in ("pretrained_checkpoint", "ablation_report"):
+        mapping = graph.get_partition_mapping(dg.AssetKey(downstream), dg.AssetKey("sid_codebooks"))
+        assert mapping.partition_keys == [SID_VERSION], downstream
+    assert graph.get(dg.AssetKey("sid_comparison")).partitions_def is None  # reads every version
     checks = {c.name for c in graph.asset_check_keys}
     assert {"events_schema", "events_quarantine", "loo_splits_one_target_per_user", "sid_quality"} <= checks
 
@@ -56,3 +62,28 @@ def test_dagster_cli_validates_workspace():
                          cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "Validation successful" in out.stdout + out.stderr
+
+
+def test_one_table_of_a_multi_asset_materializes_alone(tmp_path):
+    """``dagster asset materialize --select raw_items`` works: the raw and validated multi-assets are subsettable."""
+    from assets.resources import DatasetResource
+    from jobs.definitions import make_definitions
+    from jobs.resources import resources_for
+
+    defs = make_definitions(resources_for("local", dataset=DatasetResource(kind="synthetic", n_users=50)))
+    key = dg.AssetKey("raw_items")
+    result = defs.resolve_implicit_job_def_def_for_assets([key]).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), asset_selection=[key])
+    assert [e.asset_key for e in result.get_asset_materialization_events()] == [key]
+
+
+def test_readme_settings_table_is_derived_from_the_stage_dataclasses():
+    """The launchpad config and the README table come from the same dataclass defaults."""
+    from assets.config import PretrainParams, readme_with_settings
+    from oxy_dagster.model.config import ModelChoice, TrainConfig
+
+    assert PretrainParams.model_fields["steps"].default == TrainConfig().steps
+    assert PretrainParams.model_fields["engine"].default == TrainConfig().engine
+    assert PretrainParams.model_fields["placement"].default == ModelChoice().placement
+    readme = (ROOT / "README.md").read_text()
+    assert readme_with_settings(readme) == readme, "regenerate it: python -m assets.config --write-readme"

@@ -21,29 +21,44 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_main_job_materializes_default_graph(spark, work_dir):
     from assets.resources import DatasetResource
-    from jobs.definitions import make_definitions
+    from jobs.definitions import SID_VERSION, make_definitions
     from jobs.resources import resources_for
 
-    resources = {**resources_for("local"), "dataset": DatasetResource(kind="synthetic", n_users=300)}
-    defs = make_definitions(resources)
-    run_config = {"ops": {"pretrained_checkpoint": {"config": {"size": "tiny", "steps": 40, "batch_size": 64}},
-                          "offline_eval": {"config": {"beam": 20, "max_rows": 100}},
+    defs = make_definitions(resources_for("local", dataset=DatasetResource(kind="synthetic", n_users=300)))
+    run_config = {"ops": {"pretrained_checkpoint": {"config": {"size": "tiny", "steps": 80, "batch_size": 64,
+                                                                "warmup": 5, "lr": 3e-3}},
+                          "offline_eval": {"config": {"beam": 20}},
                           "stp_instruction_table": {"config": {"max_triples": 2, "max_pairs": 2}},
                           "query_rewrites": {"config": {"max_queries": 3}},
                           "user_instructions": {"config": {"max_users": 3}}}}
-    result = defs.resolve_job_def("main_job").execute_in_process(instance=dg.DagsterInstance.ephemeral(),
-                                                                 run_config=run_config)
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def("main_job").execute_in_process(instance=instance, run_config=run_config)
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) >= 8 and all(e.passed for e in evaluations), [
         (e.check_name, e.metadata) for e in evaluations if not e.passed]
-    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
-    assert {f"V{i}/sid_codebooks" for i in range(1, 5)} | {"sid_comparison"} <= set(mats)
+    events = result.get_asset_materialization_events()
+    mats = {m.asset_key.to_user_string(): m for m in events}
+    # one run built every SID version: one materialization per partition, each with its own observation
+    for key in ("item_embeddings", "sid_codebooks"):
+        assert sorted(e.partition for e in events if e.asset_key.to_user_string() == key) == ["V1", "V2", "V3", "V4"]
+    observed = {(o.asset_key.to_user_string(), o.partition): o.asset_observation_data.asset_observation.metadata
+                for o in result.all_events if o.event_type_value == "ASSET_OBSERVATION"}
+    assert observed[("sid_codebooks", "V2")]["coverage_l1"].value == \
+        mats["sid_codebooks"].materialization.metadata["V2/coverage_l1"].value
     assert "unique_items" in mats["sid_comparison"].materialization.metadata["table"].value
-    assert "base64" in mats["pretrained_checkpoint"].materialization.metadata["training_curves"].value
+    ckpt_meta = mats["pretrained_checkpoint"].materialization.metadata
+    assert ckpt_meta["sid_version"].value == SID_VERSION and "base64" in ckpt_meta["training_curves"].value
     eval_meta = mats["offline_eval"].materialization.metadata
-    assert eval_meta["invalid_items"].value == 0 and eval_meta["evaluated"].value == 100
-    assert 0 <= eval_meta["recall_at_10"].value <= 1
+    assert eval_meta["invalid_items"].value == 0 and eval_meta["evaluated"].value == 300  # every test user
+    # 80 steps of a tiny model already rank far better than chance (10 of the catalogue's items at random)
+    n_items = mats["items"].materialization.metadata["rows"].value
+    assert eval_meta["recall_at_10"].value > 3 * 10 / n_items, (eval_meta["recall_at_10"].value, n_items)
+    assert eval_meta["hier_recall_at_20_l1"].value >= eval_meta["hier_recall_at_20_l2"].value \
+        >= eval_meta["hier_recall_at_20_l3"].value >= eval_meta["recall_at_20"].value
+    saved = json.loads((work_dir / "data" / "synthetic" / "models" / f"pretrained-{SID_VERSION}" /
+                        "eval_test.json").read_text())
+    assert saved["recall@10"] == eval_meta["recall_at_10"].value  # the file and the metadata agree
     stp_meta = mats["stp_instruction_table"].materialization.metadata  # the embedded LLM, for real
     assert stp_meta["keys"].value + stp_meta["failed"].value >= 4 and stp_meta["llm_requests"].value >= 1
     intents = mats["user_instructions"].materialization.metadata
@@ -68,6 +83,12 @@ def test_main_job_materializes_default_graph(spark, work_dir):
     assert stats_run.data.metrics["users"] == 300
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(stats_run.info.run_id)}
     assert {"overview.png", "stats.json"} <= artifacts
+    # one SID version can be rebuilt alone: a run for partition V2 touches V2 only
+    job = defs.resolve_implicit_job_def_def_for_assets([dg.AssetKey("sid_codebooks")])
+    again = job.execute_in_process(instance=instance, partition_key="V2",
+                                   asset_selection=[dg.AssetKey("sid_codebooks")])
+    assert [(e.asset_key.to_user_string(), e.partition) for e in again.get_asset_materialization_events()] == \
+        [("sid_codebooks", "V2")]
 
 
 def _graphql(url, query, variables=None):

@@ -1,15 +1,14 @@
 """Near-line instructions: 5-minute windows, exactly-once across a crash between store write and cursor commit."""
 
 import json
-import os
 import subprocess
 import sys
 
 import dagster as dg
 import pytest
 
-from assets.resources import EventSourceResource, InstructionStoreResource
 from assets.reasoning.nearline import nearline_instruction_sensor
+from assets.resources import EventSourceResource, InstructionStoreResource
 from oxy_dagster.reasoning.nearline import FileEventLog, closed_prefix, is_high_value, make_event_source
 from oxy_dagster.reasoning.store import make_store
 
@@ -20,7 +19,8 @@ T0 = 1_764_000_000 // W * W
 def _events():
     return [
         {"user_id": "a", "item_id": "i1", "behavior": "cart", "ts": T0 + 10},
-        {"user_id": "b", "item_id": "i2", "behavior": "click", "scenario": "search", "query": "rain boo", "ts": T0 + 20},
+        {"user_id": "b", "item_id": "i2", "behavior": "click", "scenario": "search", "query": "rain boo",
+         "ts": T0 + 20},
         {"user_id": "c", "item_id": "i3", "behavior": "click", "ts": T0 + 30},  # low value: no instruction
         {"user_id": "a", "item_id": "i4", "behavior": "purchase", "ts": T0 + W + 5},
         {"user_id": "b", "item_id": "i5", "behavior": "cart", "ts": T0 + 2 * W + 50},  # window still open at NOW
@@ -41,11 +41,32 @@ def test_windows_close_in_order_and_only_high_value_events_count(tmp_path):
     assert len(log.read_from(log.start)) == 5
 
 
+# The fault, injected from the test: the store this process opens dies (exit 137, like a kill -9) when the pass
+# commits its cursor, i.e. after the instructions were written and before the commit.
+CRASH_ON_COMMIT = """
+import os, sys
+from oxy_dagster.reasoning import nearline, store
+
+class CrashOnCommit:
+    def __init__(self, inner):
+        self.inner = inner
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+    def set_cursor(self, *args, **kwargs):
+        os._exit(137)
+
+real = store.make_store
+store.make_store = lambda url: CrashOnCommit(real(url))
+nearline.main(sys.argv[1:])
+"""
+
+
 def _run(events, store, llm_url, cache, crash=False):
-    env = {**os.environ, "OXY_NEARLINE_CRASH_AFTER_WRITE": "1" if crash else "0"}
-    cmd = [sys.executable, "-m", "oxy_dagster.reasoning.nearline", "--events", events, "--store", store,
-           "--llm-base-url", llm_url, "--llm-cache", cache, "--now", str(NOW), "--window-s", str(W)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    args = ["--events", events, "--store", store, "--llm-base-url", llm_url, "--llm-cache", cache, "--now", str(NOW),
+            "--window-s", str(W)]
+    cmd = [sys.executable, "-c", CRASH_ON_COMMIT, *args] if crash else \
+        [sys.executable, "-m", "oxy_dagster.reasoning.nearline", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.slow

@@ -7,20 +7,14 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from oxy_dagster.data.pipeline import DataPaths, run_all
-from oxy_dagster.data.sources import DatasetConfig
-from oxy_dagster.data.synthetic import SyntheticConfig
-from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings, sid_root
+from oxy_dagster.sid.build import build_codebook, build_item_embeddings
 from oxy_dagster.sid.text import item_texts, shared_text_encoder
 
 
 @pytest.fixture(scope="module")
-def shop(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("sidshop")
-    run_all(spark, DatasetConfig(kind="synthetic", synthetic=SyntheticConfig(n_users=300, seed=5)), root)
-    paths = DataPaths(root)
-    build_text_embeddings(paths)
-    return paths
+def shop(make_shop):
+    """A shop of its own (300 users, seed 5): these tests rebuild every version's codebook."""
+    return make_shop(n_users=300, seed=5)
 
 
 def test_text_encoder_is_offline_and_semantic():
@@ -42,30 +36,30 @@ def test_item_texts_fall_back_and_reject_empty():
 @pytest.mark.parametrize("version", ["V1", "V4"])
 def test_version_embeddings_and_codebook(shop, version):
     info = build_item_embeddings(shop, version, epochs=0.5)
-    emb = load_file(str(sid_root(shop) / version / "item_embeddings.safetensors"))["embeddings"]
+    emb = load_file(str(shop.sid / version / "item_embeddings.safetensors"))["embeddings"]
     assert emb.shape[0] == info["items"] and np.isfinite(emb).all()
     if version == "V4":
         assert info["pairs_swing"] > 0 and info["pairs_query"] > 0 and info["pairs_peers"] > 0
         assert emb.shape[1] == 256
-        assert (sid_root(shop) / version / "fusion.safetensors").exists()
+        assert (shop.sid / version / "fusion.safetensors").exists()
     m = build_codebook(shop, version, width=32)
-    codes = pd.read_parquet(sid_root(shop) / version / "codes.parquet")
+    codes = pd.read_parquet(shop.sid / version / "codes.parquet")
     assert m["unique_items"] == m["items"] == len(codes)
     assert not codes.duplicated(["c1", "c2", "c3", "c4"]).any()
     assert m["coverage_l1"] > 0.9 and 0 < m["purity_cate1"] <= 1
-    saved = json.loads((sid_root(shop) / version / "metrics.json").read_text())
+    saved = json.loads((shop.sid / version / "metrics.json").read_text())
     assert saved["collision_p99"] == m["collision_p99"]
 
 
 def test_swing_training_brings_neighbours_into_top10(shop):
     """Recall@10 of each item's top-3 Swing neighbours among its nearest items: V3 (trained) beats V1 (frozen)."""
     swing = pd.read_parquet(shop.swing).query("rank <= 3")
-    ids = pd.read_parquet(sid_root(shop) / "encoded" / "item_ids.parquet").item_id
+    ids = pd.read_parquet(shop.sid / "encoded" / "item_ids.parquet").item_id
     pos = {k: i for i, k in enumerate(ids)}
     a, b = swing.item_i.map(pos).to_numpy(), swing.item_j.map(pos).to_numpy()
 
     def neighbour_recall(version):
-        e = load_file(str(sid_root(shop) / version / "item_embeddings.safetensors"))["embeddings"]
+        e = load_file(str(shop.sid / version / "item_embeddings.safetensors"))["embeddings"]
         sim = e @ e.T
         np.fill_diagonal(sim, -np.inf)
         top = np.argsort(-sim, axis=1)[:, :10]

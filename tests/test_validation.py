@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from oxy_dagster.data.contract import EVENTS, ITEMS, ValidationPolicy
-from oxy_dagster.data.pipeline import DataPaths, build_validated
+from oxy_dagster.data.pipeline import build_validated
 from oxy_dagster.data.validate import DataValidationError, read_raw, validate_table
+from oxy_dagster.paths import DataPaths
 
 ITEMS_CSV = """item_id,title,brand,category_path,price,image_path
 a,Alpha Phone,Acme,Electronics > Phones > Smartphones,999,

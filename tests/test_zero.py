@@ -1,13 +1,14 @@
 """DeepSpeed ZeRO engine: one process with no launcher, kill + resume, pickle-free checkpoints; 2 processes."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
 from oxy_dagster.model.checkpoint import latest_checkpoint
-from oxy_dagster.model.train import TrainConfig, train
-from tests.test_generator import _catalogue, _model, _toy_data
+from oxy_dagster.model.config import TrainConfig
+from oxy_dagster.model.train import train
 
 pytest.importorskip("deepspeed")
 
@@ -18,48 +19,50 @@ def _no_pickles(folder):
 
 
 @pytest.mark.parametrize("stage", [0, 2, 3])
-def test_zero_single_process_resumes_to_the_same_step_and_loss(tmp_path, stage):
-    codes = _catalogue()
-    data = _toy_data(codes)
+def test_zero_single_process_resumes_to_the_same_step_and_loss(tiny, tmp_path, stage):
+    codes = tiny.catalogue()
+    data = tiny.data(codes)
     rows = np.arange(len(data))
     cfg = TrainConfig(steps=8, batch_size=16, warmup=2, ckpt_every=100, log_every=1, lr=3e-3, engine="deepspeed",
                       zero_stage=stage)
-    plain = train(_model(codes, dropout=0.1), data, rows, TrainConfig(**{**cfg.__dict__, "engine": "torch"}),
+    plain = train(tiny.model(codes, dropout=0.1), data, rows, TrainConfig(**{**cfg.__dict__, "engine": "torch"}),
                   tmp_path / "torch")
-    full = train(_model(codes, dropout=0.1), data, rows, cfg, tmp_path / "a")
+    full = train(tiny.model(codes, dropout=0.1), data, rows, cfg, tmp_path / "a")
     np.testing.assert_allclose([h["loss"] for h in full], [h["loss"] for h in plain], rtol=1e-4)  # same maths
-    part = train(_model(codes, dropout=0.1), data, rows, cfg, tmp_path / "b", stop_at=5)
+    part = train(tiny.model(codes, dropout=0.1), data, rows, cfg, tmp_path / "b", stop_at=5)
     assert len(part) == 5
     ckpt = latest_checkpoint(tmp_path / "b")
     state = json.loads((ckpt / "state.json").read_text())
     assert state["engine"] == "deepspeed" and state["zero_stage"] == stage and state["world_size"] == 1
     _no_pickles(tmp_path / "b")
-    rest = train(_model(codes, dropout=0.1), data, rows, cfg, tmp_path / "b")
+    rest = train(tiny.model(codes, dropout=0.1), data, rows, cfg, tmp_path / "b")
     assert [h["step"] for h in rest] == [6, 7, 8]
     np.testing.assert_allclose([h["loss"] for h in rest], [h["loss"] for h in full[5:]], rtol=1e-5)
+    # the group of one was set up without leaking launcher variables into the rest of the process
+    assert not {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"} & set(os.environ)
 
 
 @pytest.mark.parametrize("top_k", [1, 2])
-def test_deepspeed_moe_layers_train_like_the_native_layer_and_save_natively(tmp_path, top_k):
+def test_deepspeed_moe_layers_train_like_the_native_layer_and_save_natively(tiny, tmp_path, top_k):
     """TrainConfig(moe="deepspeed"): deepspeed.moe layers swapped in, same losses, checkpoints in native layout."""
     from safetensors.torch import load_file
 
     from oxy_dagster.model.layers import MoEFFN
 
-    codes = _catalogue()
-    data = _toy_data(codes)
+    codes = tiny.catalogue()
+    data = tiny.data(codes)
     rows = np.arange(len(data))
     moe = dict(n_experts=4, top_k_experts=top_k)
     cfg = TrainConfig(steps=6, batch_size=16, warmup=2, ckpt_every=100, log_every=1, lr=3e-3, engine="deepspeed",
                       zero_stage=2, moe="deepspeed")
-    plain = train(_model(codes, **moe), data, rows, TrainConfig(**{**cfg.__dict__, "engine": "torch",
+    plain = train(tiny.model(codes, **moe), data, rows, TrainConfig(**{**cfg.__dict__, "engine": "torch",
                                                                   "moe": "native"}), tmp_path / "torch")
-    model = _model(codes, **moe)
+    model = tiny.model(codes, **moe)
     ds = train(model, data, rows, cfg, tmp_path / "ds")
     np.testing.assert_allclose([h["loss"] for h in ds], [h["loss"] for h in plain], rtol=1e-4)
     np.testing.assert_allclose([h["balance"] for h in ds], [h["balance"] for h in plain], rtol=1e-4)
     # after training the model has its native layers back, with the trained weights
-    n_moe = sum(isinstance(m, MoEFFN) for m in _model(codes, **moe).modules())
+    n_moe = sum(isinstance(m, MoEFFN) for m in tiny.model(codes, **moe).modules())
     assert n_moe == 2 and sum(isinstance(m, MoEFFN) for m in model.modules()) == n_moe  # tiny: 1 enc + 1 dec
     ckpt = latest_checkpoint(tmp_path / "ds")
     weights = load_file(str(ckpt / "model.safetensors"))
@@ -69,11 +72,12 @@ def test_deepspeed_moe_layers_train_like_the_native_layer_and_save_natively(tmp_
         np.testing.assert_array_equal(weights[k].numpy(), v.numpy())
 
 
-def test_expert_parallelism_is_refused_where_it_cannot_run(tmp_path):
-    codes = _catalogue()
-    data = _toy_data(codes)
+def test_expert_parallelism_is_refused_where_it_cannot_run(tiny, tmp_path):
+    codes = tiny.catalogue()
+    data = tiny.data(codes)
     with pytest.raises(ValueError, match="needs engine='deepspeed'"):
-        train(_model(codes, n_experts=4), data, np.arange(8), TrainConfig(steps=1, moe="deepspeed"), tmp_path / "a")
+        train(tiny.model(codes, n_experts=4), data, np.arange(8), TrainConfig(steps=1, engine="torch", moe="deepspeed"),
+              tmp_path / "a")
     with pytest.raises(ValueError, match="ZeRO-3"):
-        train(_model(codes, n_experts=4), data, np.arange(8),
+        train(tiny.model(codes, n_experts=4), data, np.arange(8),
               TrainConfig(steps=1, engine="deepspeed", zero_stage=3, moe="deepspeed"), tmp_path / "b")

@@ -1,51 +1,56 @@
-"""Raw and validated tables (items, users, events)."""
-
-
-import json
+"""Raw and validated tables (items, users, events); each table can be materialized alone."""
 
 import dagster as dg
-import mlflow
 
 from oxy_dagster.data.contract import ValidationPolicy
 from oxy_dagster.data.pipeline import build_raw, build_validated
+from oxy_dagster.data.validate import TABLE_ORDER
+from oxy_dagster.paths import DataPaths
 
-from ..resources import DatasetResource, MlflowResource, SparkResource, StorageResource
+from ..resources import DatasetResource, MlflowResource, SparkResource
 
-TABLES = ("items", "users", "events")
+
+def _selected(context: dg.AssetExecutionContext, prefix: str = "") -> list[str]:
+    keys = {k.to_user_string() for k in context.selected_asset_keys}
+    return [t for t in TABLE_ORDER if f"{prefix}{t}" in keys]
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(f"raw_{t}", group_name="data", description=f"raw {t} table as the source delivers it")
-           for t in TABLES],
-    compute_kind="python",
+    specs=[dg.AssetSpec(f"raw_{t}", group_name="data", skippable=True,
+                        description=f"raw {t} table as the source delivers it") for t in TABLE_ORDER],
+    compute_kind="python", can_subset=True,
 )
-def raw_tables(context: dg.AssetExecutionContext, dataset: DatasetResource, storage: StorageResource):
-    """Generate (synthetic) or convert (public datasets) the raw tables; a shop's own files are used as they are."""
-    paths = storage.data_paths(dataset.name)
+def raw_tables(context: dg.AssetExecutionContext, dataset: DatasetResource, paths: dg.ResourceParam[DataPaths]):
+    """Generate (synthetic) or convert (public datasets) the raw tables; a shop's own files are used as they are.
+
+    The source delivers the three tables together, so a subset still writes all three (cheap) and reports its own.
+    """
     raw = build_raw(dataset.config(), paths)
-    for t in TABLES:
+    for t in _selected(context, "raw_"):
         yield dg.MaterializeResult(asset_key=f"raw_{t}", metadata={
             "path": dg.MetadataValue.path(raw[t]), "dataset": dataset.name})
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(t, group_name="data", deps=[f"raw_{t}"] + (["items", "users"] if t == "events" else []),
+    specs=[dg.AssetSpec(t, group_name="data", skippable=True,
+                        deps=[f"raw_{t}"] + (["items", "users"] if t == "events" else []),
                         description=f"validated {t}: typed parquet, bad rows quarantined with reasons")
-           for t in TABLES],
-    compute_kind="pyspark",
+           for t in TABLE_ORDER],
+    compute_kind="pyspark", can_subset=True,
 )
-def validated_tables(context: dg.AssetExecutionContext, dataset: DatasetResource, storage: StorageResource,
+def validated_tables(context: dg.AssetExecutionContext, dataset: DatasetResource, paths: dg.ResourceParam[DataPaths],
                      spark: SparkResource, mlflow_tracking: MlflowResource):
     """Validate against the data contract; fail only past ``max_bad_fraction`` bad rows per table."""
-    paths = storage.data_paths(dataset.name)
+    tables = tuple(_selected(context))
     policy = ValidationPolicy(max_bad_fraction=dataset.max_bad_fraction)
     with mlflow_tracking.run(context, "data", f"validate-{dataset.name}",
-                             {"dataset": dataset.name, "max_bad_fraction": policy.max_bad_fraction}):
-        summary = build_validated(spark.session(), paths, policy)
+                             {"dataset": dataset.name, "max_bad_fraction": policy.max_bad_fraction,
+                              "tables": ",".join(tables)}) as run:
+        summary = build_validated(spark.session(), paths, policy, tables)
         for t, s in summary.items():
-            mlflow.log_metrics({f"{t}_rows_good": s["rows_good"], f"{t}_rows_bad": s["rows_bad"]})
-        mlflow.log_text(json.dumps(summary, indent=2), "validation_summary.json")
-    for t in TABLES:
+            run.metrics({f"{t}_rows_good": s["rows_good"], f"{t}_rows_bad": s["rows_bad"]}, to_metadata=False)
+        run.dict(summary, "validation_summary.json")
+    for t in tables:
         s = summary[t]
         yield dg.MaterializeResult(asset_key=t, metadata={
             "rows": s["rows_good"], "quarantined_rows": s["rows_bad"], "bad_fraction": s["bad_fraction"],

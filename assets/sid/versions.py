@@ -1,30 +1,28 @@
-"""Per-version assets ``<V>/item_embeddings`` and ``<V>/sid_codebooks`` for V1-V4, from one factory."""
+"""``item_embeddings`` and ``sid_codebooks``: one asset each, one static partition per SID version (V1-V4).
+
+The versions are four configurations of one artifact, so the UI shows them side by
+side as partitions and any one can be rematerialized alone. A run may cover a range
+of versions (single-run backfill policy: the main job builds V1-V4 in one run); each
+version's figures are recorded as an observation on its own partition, and the
+materialization carries the figures of every version it built, prefixed ``<V>/``.
+"""
 
 import json
 
 import dagster as dg
-import mlflow
+import pyarrow.parquet as pq
 
-from oxy_dagster.sid.build import build_codebook, build_item_embeddings, sid_root
+from oxy_dagster.paths import DataPaths
+from oxy_dagster.sid.build import CodebookConfig, EmbeddingConfig, build_codebook, build_item_embeddings
 from oxy_dagster.sid.metrics import plot_load_balance
 from oxy_dagster.sid.versions import VERSIONS
 
+from ..config import CodebookParams, EmbeddingParams, build
 from ..metadata import numeric, plot
-from ..resources import DatasetResource, MlflowResource, StorageResource
+from ..resources import DatasetResource, MlflowResource
 
-
-class EmbeddingParams(dg.Config):
-    seed: int = 0
-    epochs: float = 0.0  # 0: the version's default
-
-
-class CodebookParams(dg.Config):
-    width: int = 0  # 0: chosen from catalogue size (~2*sqrt(N), power of two; 256 for 12k items)
-    levels: int = 3
-    balanced: bool = False
-    train_size: int = 0  # 0: train every level on all items
-    niter: int = 20
-    seed: int = 0
+SID_VERSIONS = dg.StaticPartitionsDefinition(list(VERSIONS))
+_PER_VERSION = dict(partitions_def=SID_VERSIONS, backfill_policy=dg.BackfillPolicy.single_run(), group_name="sid")
 
 
 def _loss_plot(losses, path):
@@ -33,72 +31,81 @@ def _loss_plot(losses, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from oxy_dagster.io import save_figure
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(losses)
     ax.set(xlabel="step", ylabel="InfoNCE loss (sum over sources)", title=path.parent.name)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def version_assets(name: str):
-    @dg.asset(key=[name, "item_embeddings"], group_name="sid", compute_kind="torch",
-              deps=["item_text_embeddings", "swing_pairs", "loo_splits"],
-              description=f"{name}: {VERSIONS[name].description}")
-    def item_embeddings(context: dg.AssetExecutionContext, config: EmbeddingParams, dataset: DatasetResource,
-                        storage: StorageResource, mlflow_tracking: MlflowResource) -> dg.MaterializeResult:
-        paths = storage.data_paths(dataset.name)
+def _observe(context: dg.AssetExecutionContext, version: str, figures: dict) -> None:
+    context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=version, metadata=figures))
+
+
+@dg.asset(compute_kind="torch", deps=["item_text_embeddings", "swing_pairs", "loo_splits"], **_PER_VERSION)
+def item_embeddings(context: dg.AssetExecutionContext, config: EmbeddingParams, dataset: DatasetResource,
+                    paths: dg.ResourceParam[DataPaths], mlflow_tracking: MlflowResource) -> dg.MaterializeResult:
+    """Per version: fused, contrastively trained item vectors (V1: the frozen text vectors). See VERSIONS."""
+    cfg = build(EmbeddingConfig, config)
+    meta: dict = {}
+    for name in context.partition_keys:
         with mlflow_tracking.run(context, "sid", f"{name}-item_embeddings-{dataset.name}",
-                                 {"version": name, "dataset": dataset.name, **config.model_dump()}):
-            info = build_item_embeddings(paths, name, seed=config.seed, epochs=config.epochs or None)
-            losses = json.loads((sid_root(paths) / name / "losses.json").read_text())
+                                 {"version": name, "dataset": dataset.name, **config.model_dump()}) as run:
+            info = build_item_embeddings(paths, name, seed=cfg.seed, epochs=cfg.epochs or None)
+            losses = json.loads((paths.sid / name / "losses.json").read_text())
             for step, loss in enumerate(losses):
-                mlflow.log_metric("loss", loss, step=step)
-            meta = {**numeric(info), "version": name}
+                run.metrics({"loss": loss}, step=step, to_metadata=False)
+            figures = {**numeric(info), "version": name}
             if losses:
-                png = sid_root(paths) / name / "loss.png"
+                png = paths.sid / name / "loss.png"
                 _loss_plot(losses, png)
-                mlflow.log_artifact(str(png))
-                meta["loss_curve"] = plot(png)
-            mlflow.log_dict(info, "info.json")
-        return dg.MaterializeResult(metadata=meta)
+                run.plot("loss_curve", png)
+                figures["loss_curve"] = run.metadata.pop("loss_curve")
+            run.dict(info, "info.json")
+        _observe(context, name, figures)
+        meta.update({f"{name}/{k}": v for k, v in figures.items() if k != "loss_curve"})
+    return dg.MaterializeResult(metadata=meta)
 
-    @dg.asset(key=[name, "sid_codebooks"], group_name="sid", compute_kind="faiss", deps=[[name, "item_embeddings"]],
-              description=f"{name}: RQ-KMeans codes per item (3 levels + a 4th collision code), metrics")
-    def sid_codebooks(context: dg.AssetExecutionContext, config: CodebookParams, dataset: DatasetResource,
-                      storage: StorageResource, mlflow_tracking: MlflowResource) -> dg.MaterializeResult:
-        paths = storage.data_paths(dataset.name)
+
+@dg.asset(compute_kind="faiss", deps=["item_embeddings"], **_PER_VERSION,
+          check_specs=[dg.AssetCheckSpec("sid_quality", asset="sid_codebooks",
+                                         description="unique codes and quality thresholds, every version built")])
+def sid_codebooks(context: dg.AssetExecutionContext, config: CodebookParams, dataset: DatasetResource,
+                  paths: dg.ResourceParam[DataPaths], mlflow_tracking: MlflowResource):
+    """Per version: RQ-KMeans codes per item (3 levels + a 4th collision code) and the seed's metrics."""
+    cfg = build(CodebookConfig, config)
+    meta, codes, failures = {}, {}, {}
+    for name in context.partition_keys:
         with mlflow_tracking.run(context, "sid", f"{name}-sid_codebooks-{dataset.name}",
-                                 {"version": name, "dataset": dataset.name, **config.model_dump()}):
-            m = build_codebook(paths, name, width=config.width or None, levels=config.levels,
-                               balanced=config.balanced, train_size=config.train_size or None, niter=config.niter,
-                               seed=config.seed)
-            mlflow.log_metrics(numeric(m))
-            import pyarrow.parquet as pq
-
-            codes = pq.read_table(sid_root(paths) / name / "codes.parquet").to_pandas()[["c1", "c2", "c3"]]
-            png = sid_root(paths) / name / "load_balance.png"
-            plot_load_balance({name: codes.to_numpy()}, m["width"], png)
-            mlflow.log_artifact(str(png))
-        return dg.MaterializeResult(metadata={**numeric(m), "load_balance": plot(png),
-                                              "codes": dg.MetadataValue.path(str(sid_root(paths) / name))})
-
-    @dg.asset_check(asset=sid_codebooks, name="sid_quality", description="unique codes and quality thresholds")
-    def sid_quality(dataset: DatasetResource, storage: StorageResource) -> dg.AssetCheckResult:
-        m = json.loads((sid_root(storage.data_paths(dataset.name)) / name / "metrics.json").read_text())
-        failures = [msg for ok, msg in (
-            (m["unique_items"] == m["items"], "every item has a unique code tuple"),
-            (m["coverage_l1"] >= 0.9, "coverage_l1 >= 0.9 (no dead level-1 codes)"),
-            (m["collision_p99"] <= 50, "collision_p99 <= 50"),
-            (m["balance_p90"] <= 4.0, "balance_p90 <= 4 x uniform"),
-        ) if not ok]
-        return dg.AssetCheckResult(passed=not failures, metadata={"failed": failures, **numeric(m)})
-
-    return [item_embeddings, sid_codebooks], [sid_quality]
+                                 {"version": name, "dataset": dataset.name, **config.model_dump()}) as run:
+            m = build_codebook(paths, name, width=cfg.width or None, levels=cfg.levels, balanced=cfg.balanced,
+                               train_size=cfg.train_size or None, niter=cfg.niter, seed=cfg.seed)
+            run.metrics(m, to_metadata=False)
+            codes[name] = pq.read_table(paths.sid / name / "codes.parquet").to_pandas()[["c1", "c2", "c3"]].to_numpy()
+            png = paths.sid / name / "load_balance.png"
+            plot_load_balance({name: codes[name]}, m["width"], png)
+            run.plot("load_balance", png)
+        _observe(context, name, {**numeric(m), "load_balance": plot(png),
+                                 "codes": dg.MetadataValue.path(str(paths.sid / name))})
+        meta.update({f"{name}/{k}": v for k, v in numeric(m).items()})
+        failures[name] = quality_failures(m)
+    png = paths.sid / "run_load_balance.png"
+    plot_load_balance(codes, m["width"], png)  # one config per run: every version has the same width
+    yield dg.MaterializeResult(metadata={**meta, "load_balance": plot(png)})
+    yield dg.AssetCheckResult(check_name="sid_quality", passed=not any(failures.values()),
+                              metadata={"failed": dg.MetadataValue.json(failures),
+                                        **{k: v for k, v in meta.items() if k.split("/")[1] in QUALITY_KEYS}})
 
 
-ASSETS, CHECKS = [], []
-for _v in VERSIONS:
-    _a, _c = version_assets(_v)
-    ASSETS += _a
-    CHECKS += _c
+QUALITY_KEYS = ("unique_items", "items", "coverage_l1", "collision_p99", "balance_p90")
+
+
+def quality_failures(m: dict) -> list[str]:
+    return [msg for ok, msg in (
+        (m["unique_items"] == m["items"], "every item has a unique code tuple"),
+        (m["coverage_l1"] >= 0.9, "coverage_l1 >= 0.9 (no dead level-1 codes)"),
+        (m["collision_p99"] <= 50, "collision_p99 <= 50"),
+        (m["balance_p90"] <= 4.0, "balance_p90 <= 4 x uniform"),
+    ) if not ok]

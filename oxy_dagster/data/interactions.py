@@ -15,7 +15,6 @@ from pyspark.sql import functions as F
 from .contract import BEHAVIORS
 
 
-
 def _map(pairs):
     return F.create_map(*[F.lit(x) for kv in pairs for x in kv])
 

@@ -6,56 +6,38 @@ All artifacts of one dataset live under ``<work>/data/<dataset>/``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from ..io import atomic_write_json, write_table
+from ..io import write_json, write_table
+from ..paths import DataPaths
 from .contract import ValidationPolicy
 from .interactions import collapse_funnels, leave_one_out
 from .samples import SampleConfig, build_samples
 from .sources import DatasetConfig, materialize_raw
 from .stats import dataset_stats, plot_overview
 from .swing import SwingConfig, swing
-from .validate import validate_all
-
-
-@dataclass
-class DataPaths:
-    root: Path
-
-    def __post_init__(self):
-        self.root = Path(self.root)
-
-    raw = property(lambda self: self.root / "raw")
-    raw_manifest = property(lambda self: self.root / "raw" / "manifest.json")
-    validated = property(lambda self: self.root / "validated")
-    splits = property(lambda self: self.root / "splits")
-    swing = property(lambda self: self.root / "swing")
-    samples = property(lambda self: self.root / "samples")
-    reports = property(lambda self: self.root / "reports")
-
-    def table(self, name: str) -> Path:
-        return self.validated / name
-
-    def quarantine(self, name: str) -> Path:
-        return self.validated / "quarantine" / name
+from .validate import TABLE_ORDER, validate_all
 
 
 def build_raw(cfg: DatasetConfig, paths: DataPaths) -> dict[str, str]:
     raw = {k: str(v) for k, v in materialize_raw(cfg, paths.raw).items()}
-    atomic_write_json(paths.raw_manifest, raw)
+    write_json(paths.raw_manifest, raw)
     return raw
 
 
-def build_validated(spark: SparkSession, paths: DataPaths, policy: ValidationPolicy | None = None) -> dict:
+def build_validated(spark: SparkSession, paths: DataPaths, policy: ValidationPolicy | None = None,
+                    tables: tuple[str, ...] = TABLE_ORDER) -> dict:
+    """Validate ``tables`` (default all three); ``validated/summary.json`` keeps the latest entry of each table."""
     raw = json.loads(paths.raw_manifest.read_text())
-    results = validate_all(spark, raw, paths.validated, policy)
+    results = validate_all(spark, raw, paths.validated, policy, tables)
+    summary_path = paths.validated / "summary.json"
+    earlier = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary = {name: {"rows_in": r.total, "rows_bad": r.bad, "rows_good": r.total - r.bad,
                       "bad_fraction": r.bad_fraction, "reasons": r.reasons, "quarantine": r.quarantine_path}
                for name, r in results.items()}
-    atomic_write_json(paths.validated / "summary.json", summary)
+    write_json(summary_path, {**earlier, **summary})
     return summary
 
 
@@ -91,7 +73,7 @@ def build_stats(spark: SparkSession, paths: DataPaths) -> tuple[dict, Path]:
     items, users, events = (read(paths.table(n)) for n in ("items", "users", "events"))
     splits = read(paths.splits)
     stats = dataset_stats(items, users, events, splits)
-    atomic_write_json(paths.reports / "stats.json", stats)
+    write_json(paths.reports / "stats.json", stats)
     png = plot_overview(splits, events, paths.reports / "overview.png")
     return stats, png
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from ..settings import setting
 from .contract import DEFAULT_BEHAVIOR_WEIGHTS, SCENARIOS_WITH_TRIGGER
 
 DEFAULT_INSTRUCTION = "default"
@@ -27,8 +28,8 @@ DEFAULT_INSTRUCTION = "default"
 
 @dataclass
 class SampleConfig:
-    short_len: int = 20
-    long_len: int = 256
+    short_len: int = setting(20, "short-term history length (TIGER: 20)")
+    long_len: int = setting(256, "long-term history kept before the short one (IGR picks from it)")
     behavior_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BEHAVIOR_WEIGHTS))
 
 

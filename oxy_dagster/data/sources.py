@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..io import write_pandas
+from ..io import write_parquet
 from ..paths import datasets_dir
 from .synthetic import SyntheticConfig, write_raw_tables
 
@@ -59,5 +59,5 @@ def materialize_raw(cfg: DatasetConfig, raw_dir: str | Path) -> dict[str, Path]:
     paths = {}
     for name, df in tables.items():
         # Everything as text: validation parses and types each field itself.
-        paths[name] = write_pandas(df.astype("string"), raw_dir / f"{name}.parquet")
+        paths[name] = write_parquet(df.astype("string"), raw_dir / f"{name}.parquet")
     return paths

@@ -7,6 +7,8 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..io import save_figure
+
 
 def dataset_stats(items: DataFrame, users: DataFrame, events: DataFrame, splits: DataFrame) -> dict:
     seq = splits.groupBy("user_id").agg(F.count("*").alias("n"))
@@ -47,8 +49,4 @@ def plot_overview(splits: DataFrame, events: DataFrame, path: str | Path) -> Pat
     sb.plot.bar(ax=ax[1], stacked=True)
     ax[1].set(title="events by scenario and behaviour", xlabel="", ylabel="events")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -17,14 +17,16 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from ..settings import setting
+
 
 @dataclass
 class SwingConfig:
-    alpha: float = 1.0
-    user_power: float = 0.5
-    max_items_per_user: int = 100
-    max_users_per_item: int = 300
-    top_k: int = 50
+    alpha: float = setting(1.0, "smoothing in 1 / (alpha + |I_u & I_v|)")
+    user_power: float = setting(0.5, "user weight |I_u|^-power (0: the original Swing)")
+    max_items_per_user: int = setting(100, "most recent items kept per user")
+    max_users_per_item: int = setting(300, "users sampled per item (hash sample)")
+    top_k: int = setting(50, "neighbours kept per item")
 
 
 def swing(interactions: DataFrame, cfg: SwingConfig | None = None) -> DataFrame:

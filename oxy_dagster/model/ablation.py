@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.pipeline import DataPaths
-from .config import COMPONENTS, PLACEMENTS
+from ..io import write_text
+from ..paths import DataPaths
+from ..settings import setting
+from ..sid.versions import DEFAULT_VERSION
+from .config import COMPONENTS, PLACEMENTS, TrainConfig
 from .evaluate import evaluate
 from .pipeline import pretrain
-from .train import TrainConfig
 
 DEFAULT = {"size": "small", "placement": "right_bos", "components": "fused", "use_igr": True, "q2i_weight": 0.1}
 
@@ -33,15 +35,15 @@ REPORTED = ("hr@1", "hr@10", "recall@10", "recall@20", "ndcg@10", "search/recall
 
 @dataclass
 class AblationConfig:
-    sid_version: str = "V3"
-    steps: int = 250
-    batch_size: int = 256
-    lr: float = 2e-3
-    seed: int = 0
-    n_seeds: int = 1  # seeds seed, seed + 1, ...
-    beam: int = 30
-    eval_rows: int = 1000
-    split: str = "test"
+    sid_version: str = setting(DEFAULT_VERSION, "SID codebook version the configurations train on")
+    steps: int = setting(250, "training steps per configuration")
+    batch_size: int = setting(256, "batch size")
+    lr: float = setting(2e-3, "peak learning rate")
+    seed: int = setting(0, "first seed")
+    n_seeds: int = setting(1, "seeds per configuration (seed, seed + 1, ...): rows hold mean and std")
+    beam: int = setting(30, "beam width of the evaluation")
+    eval_rows: int = setting(1000, "held-out users evaluated per configuration")
+    split: str = setting("test", "held-out split")
 
 
 def _key(cfg: dict) -> str:
@@ -87,7 +89,8 @@ def run_ablations(paths: DataPaths, acfg: AblationConfig, tables: list[str] | No
 def _train_eval(paths: DataPaths, acfg: AblationConfig, cfg: dict, key: str, seed: int):
     out_dir = paths.root / "models" / "ablations" / f"{key}-seed={seed}".replace("=", "_").replace(" ", "")
     shutil.rmtree(out_dir, ignore_errors=True)  # never resume a checkpoint of an earlier budget
-    tcfg = TrainConfig(steps=acfg.steps, batch_size=acfg.batch_size, lr=acfg.lr, seed=seed, log_every=50)
+    tcfg = TrainConfig(steps=acfg.steps, batch_size=acfg.batch_size, lr=acfg.lr, seed=seed, log_every=50,
+                       engine="torch")
     model_kw = {k: v for k, v in cfg.items() if k != "size"}
     # the trained model is evaluated in memory: no second load of the catalogue and samples
     info, model, cat, data, trie = pretrain(paths, acfg.sid_version, cfg["size"], tcfg, out_dir=out_dir,
@@ -134,4 +137,4 @@ def _cell(row: dict, metric: str) -> str:
 
 
 def save(result: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(result, indent=2, default=float))
+    write_text(path, json.dumps(result, indent=2, default=float))

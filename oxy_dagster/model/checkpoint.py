@@ -11,22 +11,19 @@ where resume would look.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..io import atomic_dir, write_text
+
 
 def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler, extra: dict, keep: int = 2) -> Path:
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    final = root / f"step-{step:08d}"
     opt = optimizer.state_dict()
     tensors = {"rng.torch": torch.get_rng_state()}
     scalars = {}
@@ -36,23 +33,20 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
                 tensors[f"state.{pid}.{name}"] = value.contiguous()
             else:
                 scalars[f"{pid}.{name}"] = value
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
     state = {"step": step, "param_groups": opt["param_groups"], "scalars": scalars,
              "scheduler": scheduler.state_dict() if scheduler is not None else None, **extra}
-    (tmp / "state.json").write_text(json.dumps(state, default=str))
-    final = root / f"step-{step:08d}"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:  # the whole directory appears at once, or not at all
+        tmp.mkdir()
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / "state.json").write_text(json.dumps(state, default=str))
     write_latest(root, final, keep)
     return final
 
 
 def write_latest(root: Path, final: Path, keep: int = 2) -> None:
     """Point ``latest`` at a complete checkpoint (atomically), then drop all but the newest ``keep``."""
-    latest_tmp = root / f".latest-{uuid.uuid4().hex[:8]}"
-    latest_tmp.write_text(final.name)
-    os.replace(latest_tmp, root / "latest")
+    write_text(root / "latest", final.name)
     for old in sorted(root.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 

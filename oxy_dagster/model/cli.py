@@ -25,16 +25,16 @@ import json
 import os
 from pathlib import Path
 
-from ..data.pipeline import DataPaths
-from .config import PRESETS
+from ..paths import DataPaths
+from ..sid.versions import DEFAULT_VERSION
+from .config import PRESETS, TrainConfig
 from .pipeline import pretrain
-from .train import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description="Pre-train the OxyRec generator")
     ap.add_argument("--root", required=True, help="OxyRec data root (with samples/ and sid/<version>/)")
-    ap.add_argument("--version", default="V3")
+    ap.add_argument("--version", default=DEFAULT_VERSION)
     ap.add_argument("--size", default="small", choices=sorted(PRESETS))
     ap.add_argument("--out", default=None)
     ap.add_argument("--steps", type=int, default=TrainConfig.steps)

@@ -1,8 +1,10 @@
-"""Generator configuration and size presets (seed Table 3, plus small presets for 2 CPU cores)."""
+"""Generator, training and evaluation settings, and the size presets (seed Table 3, plus CPU-sized ones)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+
+from ..settings import setting
 
 PLACEMENTS = ("none", "replace_bos", "add_bos", "left_bos", "right_bos")  # seed Table 5
 COMPONENTS = ("scenario", "trigger", "concat", "fused")  # seed Table 6
@@ -71,3 +73,58 @@ def preset(name: str, **overrides) -> GeneratorConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {list(PRESETS)}")
     return GeneratorConfig(**{**PRESETS[name], **overrides})
+
+
+@dataclass
+class ModelChoice:
+    """Which generator a run trains: a size preset and the instruction switches (seed Tables 5-7)."""
+
+    size: str = setting("small", "size preset: tiny | small | small-moe | 0.1B ... 3.0B (seed Table 3)")
+    placement: str = setting(GeneratorConfig.placement,
+                             f"instruction placement (seed Table 5): {', '.join(PLACEMENTS)}")
+    components: str = setting(GeneratorConfig.components,
+                              f"instruction components (seed Table 6): {', '.join(COMPONENTS)}")
+    use_igr: bool = setting(GeneratorConfig.use_igr, "Instruction-Guided Retrieval of long-history items")
+    q2i_weight: float = setting(GeneratorConfig.q2i_weight, "weight of the Q2I alignment loss (0 disables it)")
+
+    def overrides(self) -> dict:
+        """GeneratorConfig fields this choice sets (everything but the preset name)."""
+        return {k: v for k, v in asdict(self).items() if k != "size"}
+
+
+@dataclass
+class TrainConfig:
+    """The pre-training schedule and engine (``pretrained_checkpoint``, the CLI, ablations, benchmarks)."""
+
+    steps: int = setting(600, "optimisation steps")
+    batch_size: int = setting(256, "global batch (split over the processes)")
+    lr: float = setting(2e-3, "peak AdamW learning rate")
+    min_lr_ratio: float = setting(0.05, "final LR as a fraction of the peak (cosine decay)")
+    warmup: int = setting(100, "linear warmup steps")
+    weight_decay: float = setting(0.01, "AdamW weight decay (not on embeddings, norms, biases)")
+    grad_clip: float = setting(1.0, "gradient-norm clip")
+    ckpt_every: int = setting(200, "steps between checkpoints (a killed run resumes from the last)")
+    log_every: int = setting(10, "steps between MLflow metric records")
+    seed: int = setting(0, "seed of batches, initialisation and dropout")
+    peak_flops: float = setting(1.6e11, "peak FLOP/s for the MFU estimate (~2 cores x 32 FLOP/cycle x 2.5 GHz)")
+    max_wall_s: float = setting(0.0, "> 0: stop after a checkpoint once training has run this long")
+    engine: str = setting("deepspeed", "torch (plain, one process) or deepspeed (ZeRO, any world size)")
+    zero_stage: int = setting(1, "DeepSpeed ZeRO stage 0-3 (engine=deepspeed); bf16 on GPU, fp32 on CPU")
+    moe: str = setting("native", "MoE presets under DeepSpeed: native replicates experts; deepspeed splits them "
+                                 "over expert_parallel ranks (ZeRO 0-2)")
+    expert_parallel: int = setting(0, "ranks sharing one copy of the experts (0: the world size)")
+
+    def schedule_key(self) -> dict:
+        """The fields that decide the trajectory: a checkpoint from other values cannot be resumed."""
+        return {k: v for k, v in asdict(self).items() if k not in ("ckpt_every", "log_every", "peak_flops",
+                                                                 "max_wall_s")}
+
+
+@dataclass
+class EvalConfig:
+    """Offline evaluation of a generator checkpoint (``offline_eval``)."""
+
+    split: str = setting("test", "held-out split: test or valid")
+    beam: int = setting(50, "beam width of the trie-constrained beam search")
+    max_rows: int = setting(0, "evaluate the first N users of the split (0: all)")
+    exclude_history: bool = setting(False, "never recommend an item already in the user's history")

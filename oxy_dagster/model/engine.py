@@ -1,44 +1,39 @@
-"""Training engines behind one interface: plain PyTorch, or DeepSpeed ZeRO (``zero.py``).
+"""Training engines behind one small protocol, chosen by name (``TrainConfig.engine``).
 
 An engine owns the optimizer and LR schedule, runs one optimisation step per
 loss, and saves / restores pickle-free checkpoints. ``rank`` / ``world`` tell the
 training loop which slice of each global batch this process takes.
+
+* ``"torch"``: ``TorchEngine`` below, one process, plain PyTorch.
+* ``"deepspeed"``: ``zero.DeepSpeedEngine``, DeepSpeed ZeRO 0-3 on any world size.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .optim import make_optimizer
+from .zero import DeepSpeedEngine
 
 
-def lr_lambda(cfg):
-    def f(step: int) -> float:
-        if step < cfg.warmup:
-            return (step + 1) / cfg.warmup
-        progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return f
+class Engine(Protocol):
+    rank: int
+    world: int
+    model: torch.nn.Module
 
-
-def make_optimizer(model: torch.nn.Module, cfg, moe_groups: bool = False):
-    """AdamW without weight decay on embeddings, norms and biases; warmup + cosine LR.
-
-    ``moe_groups``: expert parameters of deepspeed.moe layers get their own groups, as DeepSpeed requires.
-    """
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
-    groups = [{"name": "decay", "params": decay, "weight_decay": cfg.weight_decay},
-              {"name": "no_decay", "params": other, "weight_decay": 0.0}]
-    if moe_groups:
-        from deepspeed.moe.utils import split_params_into_different_moe_groups_for_optimizer
-
-        groups = split_params_into_different_moe_groups_for_optimizer(groups)
-    opt = torch.optim.AdamW(groups, lr=cfg.lr)
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    def forward(self, batch: dict) -> dict: ...
+    def step(self, loss: torch.Tensor) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    def save(self, root: Path, step: int, extra: dict) -> Path: ...
+    def load(self, ckpt: Path) -> dict: ...
+    def finish(self) -> None: ...
 
 
 class TorchEngine:
@@ -46,7 +41,9 @@ class TorchEngine:
 
     rank, world = 0, 1
 
-    def __init__(self, model: torch.nn.Module, cfg):
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig):
+        if cfg.moe != "native":
+            raise ValueError("TrainConfig.moe='deepspeed' (expert parallelism) needs engine='deepspeed'")
         self.model = model
         self.opt, self.sched = make_optimizer(model, cfg)
         self.grad_clip = cfg.grad_clip
@@ -75,15 +72,13 @@ class TorchEngine:
         """Nothing to undo: the model was trained as built."""
 
 
-def make_engine(model: torch.nn.Module, cfg):
+ENGINES: dict[str, Callable[[torch.nn.Module, TrainConfig], Engine]] = {
+    "torch": TorchEngine, "deepspeed": DeepSpeedEngine}
+
+
+def make_engine(model: torch.nn.Module, cfg: TrainConfig) -> Engine:
     if cfg.moe not in ("native", "deepspeed"):
         raise ValueError(f"TrainConfig.moe must be 'native' or 'deepspeed', not {cfg.moe!r}")
-    if cfg.engine == "torch":
-        if cfg.moe != "native":
-            raise ValueError("TrainConfig.moe='deepspeed' (expert parallelism) needs engine='deepspeed'")
-        return TorchEngine(model, cfg)
-    if cfg.engine == "deepspeed":
-        from .zero import DeepSpeedEngine
-
-        return DeepSpeedEngine(model, cfg)
-    raise ValueError(f"TrainConfig.engine must be 'torch' or 'deepspeed', not {cfg.engine!r}")
+    if cfg.engine not in ENGINES:
+        raise ValueError(f"TrainConfig.engine must be one of {sorted(ENGINES)}, not {cfg.engine!r}")
+    return ENGINES[cfg.engine](model, cfg)

@@ -11,25 +11,21 @@ import pyarrow.parquet as pq
 import torch
 from safetensors.numpy import load_file
 
-from ..data.pipeline import DataPaths
-from ..io import atomic_write_json
-from ..sid.build import sid_root
+from ..io import save_figure, write_json
+from ..paths import DataPaths
 from ..sid.text import shared_text_encoder
+from ..sid.versions import DEFAULT_VERSION
 from .checkpoint import latest_checkpoint, load_checkpoint
-from .config import GeneratorConfig, preset
+from .config import EvalConfig, GeneratorConfig, ModelChoice, TrainConfig, preset
 from .data import build_tensors, load_catalogue, profile_vocab_sizes
 from .evaluate import evaluate, history_repeat_rate
 from .generator import Generator
-from .train import TrainConfig, train
+from .train import train
 from .trie import CodeTrie
 
 SAMPLE_COLUMNS = ["user_id", "target_item_id", "target_behavior", "weight", "scenario", "trigger_item_id",
                   "instruction_source", "instruction_text", "short_item_ids", "short_behaviors", "long_item_ids",
                   "split", "age_band", "gender", "city", "spending_tier"]
-
-
-def model_dir(paths: DataPaths, version: str, name: str = "pretrained") -> Path:
-    return paths.root / "models" / f"{name}-{version}"
 
 
 def load_rewrites(paths: DataPaths) -> dict[str, str]:
@@ -43,14 +39,14 @@ def load_rewrites(paths: DataPaths) -> dict[str, str]:
 
 def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, max_long: int = 64):
     """Catalogue, sample tensors, model and trie for a SID version."""
-    cat = load_catalogue(sid_root(paths) / version / "codes.parquet", paths.table("items"))
+    cat = load_catalogue(paths.sid / version / "codes.parquet", paths.table("items"))
     samples = pq.read_table(paths.samples, columns=SAMPLE_COLUMNS).to_pandas()
     data = build_tensors(samples, cat, cfg.max_short, max_long, shared_text_encoder(), rewrites=load_rewrites(paths))
     cfg = replace(cfg, code_vocab=tuple(cat.vocab()), n_cate=int(cat.cate.max()) + 1,
                   n_brand=int(cat.brand.max()) + 1, profile_vocab=profile_vocab_sizes(data.city_vocab),
                   text_dim=data.tensors["reasoning"].shape[1])
-    text = load_file(str(sid_root(paths) / "encoded" / "embeddings.safetensors"))["text"]
-    ids = pq.read_table(sid_root(paths) / "encoded" / "item_ids.parquet").to_pandas().item_id.to_numpy().astype(str)
+    text = load_file(str(paths.sid / "encoded" / "embeddings.safetensors"))["text"]
+    ids = pq.read_table(paths.sid / "encoded" / "item_ids.parquet").to_pandas().item_id.to_numpy().astype(str)
     if not np.array_equal(ids, cat.item_ids):
         raise ValueError("SID codebook and encoded items disagree on the catalogue; rematerialize the SID assets")
     model = Generator(cfg, torch.from_numpy(cat.codes), torch.from_numpy(cat.cate), torch.from_numpy(cat.brand),
@@ -58,20 +54,21 @@ def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, max_long: int 
     return cat, data, model, CodeTrie.build(cat.codes, cfg.code_vocab)
 
 
-def build_pretrained(paths: DataPaths, version: str = "V3", size: str = "small", train_cfg: TrainConfig | None = None,
-                     log=None, out_dir: Path | None = None, **model_overrides) -> dict:
+def build_pretrained(paths: DataPaths, version: str = DEFAULT_VERSION, size: str = ModelChoice.size,
+                     train_cfg: TrainConfig | None = None, log=None, out_dir: Path | None = None,
+                     **model_overrides) -> dict:
     return pretrain(paths, version, size, train_cfg, log, out_dir, **model_overrides)[0]
 
 
-def pretrain(paths: DataPaths, version: str = "V3", size: str = "small", train_cfg: TrainConfig | None = None,
-             log=None, out_dir: Path | None = None, write_info: bool = True, stop_at: int | None = None,
-             **model_overrides):
+def pretrain(paths: DataPaths, version: str = DEFAULT_VERSION, size: str = ModelChoice.size,
+             train_cfg: TrainConfig | None = None, log=None, out_dir: Path | None = None, write_info: bool = True,
+             stop_at: int | None = None, **model_overrides):
     """Train (or resume) and return (info, trained model, catalogue, sample tensors, trie), ready to evaluate."""
     train_cfg = train_cfg or TrainConfig()
     cat, data, model, trie = prepare(paths, version, preset(size, **model_overrides))
     rows = np.flatnonzero((data.meta.split == "train").to_numpy()
                           & (data.tensors["target"].numpy() < cat.pad))
-    out_dir = out_dir or model_dir(paths, version)
+    out_dir = out_dir or paths.model(version)
     extra = {"sid_version": version, "sid_fingerprint": cat.fingerprint(), "model": asdict(model.cfg),
              "size": size, "city_vocab": data.city_vocab}
     history = train(model, data, rows, train_cfg, out_dir / "checkpoints", extra, log=log, stop_at=stop_at)
@@ -79,8 +76,8 @@ def pretrain(paths: DataPaths, version: str = "V3", size: str = "small", train_c
             "steps": train_cfg.steps, "final_loss": float(np.mean([h["loss"] for h in history[-20:]]))
             if history else None, "unknown_items": data.unknown_items, **extra}
     if write_info:  # rank 0 only under a launcher
-        atomic_write_json(out_dir / "info.json", info)
-        atomic_write_json(out_dir / "history.json", history)
+        write_json(out_dir / "info.json", info)
+        write_json(out_dir / "history.json", history)
     return info, model, cat, data, trie
 
 
@@ -102,14 +99,12 @@ def plot_history(history: list[dict], path: Path) -> Path:
     lr.plot(steps, [h["lr"] for h in history], color="grey", lw=0.8, ls="--")
     lr.set_ylabel("learning rate")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def load_pretrained(paths: DataPaths, version: str, out_dir: Path | None = None):
     """Model + data + trie from the latest checkpoint; refuses a checkpoint of another SID codebook."""
-    out_dir = out_dir or model_dir(paths, version)
+    out_dir = out_dir or paths.model(version)
     ckpt = latest_checkpoint(out_dir / "checkpoints")
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint under {out_dir}/checkpoints: materialize pretrained_checkpoint")
@@ -123,10 +118,10 @@ def load_pretrained(paths: DataPaths, version: str, out_dir: Path | None = None)
     return model.eval(), cat, data, trie
 
 
-def offline_eval(paths: DataPaths, version: str, split: str = "test", beam: int = 50,
-                 max_rows: int | None = None, exclude_history: bool = False) -> dict:
+def offline_eval(paths: DataPaths, version: str, cfg: EvalConfig | None = None) -> dict:
     """Evaluation metrics plus the training split's history repeat rate (what ``exclude_history`` can cost)."""
+    cfg = cfg or EvalConfig()
     model, cat, data, trie = load_pretrained(paths, version)
-    result = evaluate(model, data, trie, cat.codes, split=split, beam=beam, max_rows=max_rows,
-                      exclude_history=exclude_history)
+    result = evaluate(model, data, trie, cat.codes, split=cfg.split, beam=cfg.beam, max_rows=cfg.max_rows or None,
+                      exclude_history=cfg.exclude_history)
     return {**result, "history_repeat_rate": history_repeat_rate(data)}

@@ -11,44 +11,17 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .checkpoint import latest_checkpoint
+from .config import TrainConfig
 from .engine import make_engine
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 1000
-    batch_size: int = 256
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.05
-    warmup: int = 100
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    ckpt_every: int = 200
-    log_every: int = 10
-    seed: int = 0
-    peak_flops: float = 1.6e11  # for the MFU estimate: ~2 cores x 32 FLOP/cycle x 2.5 GHz
-    max_wall_s: float = 0.0  # > 0: stop (after a checkpoint) once training has run this long
-    engine: str = "torch"  # "torch" (plain, one process) or "deepspeed" (ZeRO, any world size)
-    zero_stage: int = 1  # DeepSpeed ZeRO stage 0-3 (engine="deepspeed")
-    # MoE under engine="deepspeed": "native" replicates every expert on every rank (plain data parallelism);
-    # "deepspeed" swaps in deepspeed.moe layers whose experts are split over ``expert_parallel`` ranks
-    # (0: the world size) and reached by all-to-all. Checkpoints are in the native layout either way.
-    moe: str = "native"
-    expert_parallel: int = 0
-
-    def schedule_key(self) -> dict:
-        """The fields that decide the trajectory: a checkpoint from other values cannot be resumed."""
-        return {k: v for k, v in asdict(self).items() if k not in ("ckpt_every", "log_every", "peak_flops",
-                                                                 "max_wall_s")}
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
@@ -87,7 +60,7 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
         if lead:
             Path(ckpt_dir).rename(stale)
             warnings.warn(f"training or model config changed since {ckpt}: kept the old run in {stale}, "
-                          "starting fresh")
+                          "starting fresh", stacklevel=2)
         _barrier(engine)
         ckpt = None
     if ckpt is not None:

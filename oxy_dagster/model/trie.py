@@ -27,7 +27,7 @@ class CodeTrie:
     item_of_leaf: torch.Tensor  # leaf prefix id -> row in the item table
 
     @classmethod
-    def build(cls, codes: np.ndarray, vocab: list[int] | None = None) -> "CodeTrie":
+    def build(cls, codes: np.ndarray, vocab: list[int] | None = None) -> CodeTrie:
         """``codes``: (N, L) int array of unique code tuples, row i = item i."""
         codes = np.asarray(codes, dtype=np.int64)
         n, levels = codes.shape
@@ -74,7 +74,8 @@ class CodeTrie:
             raise ValueError("decoding left the trie (an invalid code was chosen)")
         return self.next_id[level][pos]
 
-    def restrict(self, codes: np.ndarray, rows: np.ndarray) -> tuple["CodeTrie", np.ndarray]:
+    def restrict(self, codes: np.ndarray, rows: np.ndarray) -> tuple[CodeTrie, np.ndarray]:
         """A trie over a candidate pool (item rows); returns it and the pool rows (leaf -> global item row)."""
         rows = np.asarray(rows)
         return CodeTrie.build(np.asarray(codes)[rows], self.vocab), rows
+

@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -25,12 +27,49 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..io import swap_dir_into_place
 from .checkpoint import write_latest
-from .engine import make_optimizer
+from .optim import make_optimizer
+
+
+def launcher_vars() -> dict[str, str]:
+    """What a launcher would export, for a process started without one: rank 0 of a group of one on a free port.
+
+    Empty under ``torchrun`` / ``deepspeed`` (RANK already set): the launcher's values are used as they are.
+    """
+    if "RANK" in os.environ:
+        return {}
+    from ..net import free_port
+
+    return dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+
+
+@contextlib.contextmanager
+def scoped_env(values: dict[str, str]):
+    """``values`` in ``os.environ`` inside the block only; the process environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _in_launcher_env(method):
+    """Run an engine method with the engine's launcher variables (DeepSpeed reads LOCAL_RANK while it trains)."""
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with scoped_env(self._env):
+            return method(self, *args, **kwargs)
+    return wrapped
 
 
 def init_process_group() -> tuple[int, int]:
-    """Join (or create, for a single process) the distributed group; returns (rank, world)."""
+    """Join (or, for a process without a launcher, create) the distributed group; returns (rank, world)."""
     import torch.distributed as dist
 
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
@@ -38,11 +77,6 @@ def init_process_group() -> tuple[int, int]:
     import deepspeed.ops
 
     if not dist.is_initialized():
-        if "RANK" not in os.environ:  # no launcher: a group of one
-            from ..net import free_port
-
-            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-                              MASTER_PORT=str(free_port()))
         deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
@@ -86,7 +120,16 @@ def _live_objects(obj, path: str = "", out: dict | None = None) -> dict:
 
 
 class DeepSpeedEngine:
+    """ZeRO 0-3 through ``deepspeed.initialize``. Without a launcher its RANK / LOCAL_RANK / MASTER_* exist
+    only while one of its methods runs, so nothing else in the process sees them."""
+
     def __init__(self, model: torch.nn.Module, cfg):
+        self._env = launcher_vars()
+        self.model = model
+        self._start(model, cfg)
+
+    @_in_launcher_env
+    def _start(self, model: torch.nn.Module, cfg) -> None:
         import deepspeed
 
         self.rank, self.world = init_process_group()
@@ -113,14 +156,15 @@ class DeepSpeedEngine:
                   "bf16": {"enabled": self.bf16}, "steps_per_print": 10**9, "wall_clock_breakdown": False}
         self.engine, self.opt, _, self.sched = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
                                                                     config=config)
-        self.model = model
 
+    @_in_launcher_env
     def forward(self, batch: dict) -> dict:
         dtype = torch.bfloat16 if self.bf16 else torch.float32
         batch = {k: (v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device))
                  for k, v in batch.items()}
         return self.engine(batch)
 
+    @_in_launcher_env
     def step(self, loss: torch.Tensor) -> None:
         self.engine.backward(loss)
         self.engine.step()  # clips, steps the optimizer and the LR schedule, zeroes the gradients
@@ -151,6 +195,7 @@ class DeepSpeedEngine:
         else:
             self.model.load_state_dict(weights)
 
+    @_in_launcher_env
     def finish(self) -> None:
         """After training: native MoE layers back in place with every expert, so the model evaluates anywhere."""
         if self.expert_parallel:
@@ -159,6 +204,7 @@ class DeepSpeedEngine:
             swap_out(self.model, self._full_state_dict())
             self.expert_parallel = 0
 
+    @_in_launcher_env
     def save(self, root: Path, step: int, extra: dict) -> Path:
         import torch.distributed as dist
 
@@ -181,13 +227,12 @@ class DeepSpeedEngine:
             (tmp / "state.json").write_text(json.dumps(state, default=str))
         dist.barrier()
         if self.rank == 0:
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            swap_dir_into_place(tmp, final)
             write_latest(root, final)
         dist.barrier()
         return final
 
+    @_in_launcher_env
     def load(self, ckpt: Path) -> dict:
         state = json.loads((ckpt / "state.json").read_text())
         if state.get("world_size") != self.world or state.get("zero_stage") != self.zero_stage or \

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..settings import setting
 from .prompts import intent_prompt, query_rewrite_prompt
 from .store import InstructionRecord
 
@@ -29,7 +30,13 @@ def normalise_query(q: str) -> str:
     return " ".join(str(q).lower().split())
 
 
-def query_rewrites(events: pd.DataFrame, llm, max_queries: int = 20) -> tuple[pd.DataFrame, int]:
+@dataclass
+class RewriteConfig:
+    max_queries: int = setting(20, "most frequent normalised search queries rewritten by the LLM")
+
+
+def query_rewrites(events: pd.DataFrame, llm,
+                   max_queries: int = RewriteConfig.max_queries) -> tuple[pd.DataFrame, int]:
     """(query, rewrite, reason, count) for the ``max_queries`` most frequent queries; failures are dropped."""
     q = events["query"].dropna().map(normalise_query)
     top = q[q != ""].value_counts().head(max_queries)
@@ -53,11 +60,11 @@ def user_events(events: pd.DataFrame, items: dict, user_id: str, start, end) -> 
 
 @dataclass
 class IntentConfig:
-    long_days: int = 90
-    short_hours: int = 24
-    active_days: int = 7  # a user is active with an event in the last ``active_days`` before the reference time
-    max_users: int = 20  # 0: every active user
-    version: str = "cri-v1"
+    long_days: int = setting(90, "long-term narrative window (days)")
+    short_hours: int = setting(24, "short-term narrative window (hours)")
+    active_days: int = setting(7, "a user is active with an event in the last N days before the data's latest")
+    max_users: int = setting(20, "users refreshed per run, most recent first (0: every active user)")
+    version: str = setting("cri-v1", "version tag stored with each instruction")
 
 
 def active_users(events: pd.DataFrame, ref: pd.Timestamp, cfg: IntentConfig) -> list[str]:

@@ -50,7 +50,7 @@ class LLMConfig:
     json_mode: str = "none"
     cache_path: str = ""  # "" -> no cache
 
-    def resolved(self) -> "LLMConfig":
+    def resolved(self) -> LLMConfig:
         from dataclasses import replace
 
         return replace(self, base_url=self.base_url or os.environ.get("OXY_LLM_BASE_URL", ""),

@@ -117,8 +117,6 @@ def process_nearline(source, store, llm, encoder, titles: dict | None = None, no
                                  "nearline", window=w) for ((u, w), a), v in zip(ok, vectors)]
     if records:
         store.put_many(records)  # one atomic batch
-    if os.environ.get("OXY_NEARLINE_CRASH_AFTER_WRITE") == "1":  # test hook: die between write and commit
-        os._exit(137)
     store.set_cursor(CURSOR, entries[-1][0])
     lat = [written_at - e.get("arrived", e["ts"]) for _, e in entries if is_high_value(e)]
     return {"events": len(entries), "windows": len(keys), "written": len(records), "failed": len(keys) - len(ok),

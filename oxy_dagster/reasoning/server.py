@@ -55,7 +55,7 @@ class LocalLLMServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "LocalLLMServer":
+    def start(self) -> LocalLLMServer:
         self.port = free_port()
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--host", "127.0.0.1",
                "--port", str(self.port), "--model_alias", self.alias, "--n_threads", str(self.n_threads),
@@ -87,7 +87,7 @@ class LocalLLMServer:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "LocalLLMServer":
+    def __enter__(self) -> LocalLLMServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..data.synthetic.vocab import CITIES, HOLIDAYS, season_of
+from ..settings import setting
 from .prompts import stp_prompt
 
 CLIMATE = {city: ("/".join(tags) or "mild") for city, tags, _ in CITIES}
@@ -52,8 +53,8 @@ def context_counts(events: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class STPConfig:
-    max_triples: int = 12  # (time, city, persona) keys, most frequent first
-    max_pairs: int = 24  # (time, city) keys
+    max_triples: int = setting(12, "most frequent (time, city, persona) keys the LLM writes")
+    max_pairs: int = setting(24, "most frequent (time, city) keys the LLM writes")
 
 
 def plan_keys(counts: pd.DataFrame, cfg: STPConfig) -> pd.DataFrame:

@@ -4,21 +4,19 @@ embeddings per version, RQ-KMeans codebooks and their metrics. Files live under 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
-from safetensors.numpy import load_file, save_file
-from safetensors.torch import save_file as save_torch
+from safetensors.numpy import load_file
 
-from ..data.pipeline import DataPaths
-from ..io import atomic_write_json, write_pandas
+from ..io import write_json, write_parquet, write_safetensors
+from ..paths import DataPaths
+from ..settings import setting
 from .contrastive import ItemInputs, embed_items, train_fusion
 from .features import category_levels, structured_features
 from .fusion import FusionEncoder
@@ -29,17 +27,24 @@ from .text import TextEncoder, item_texts, shared_text_encoder
 from .versions import get_version
 
 
-def _save_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dict | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp,
-              metadata={k: str(v) for k, v in (meta or {}).items()})
-    os.replace(tmp, path)
+@dataclass
+class EmbeddingConfig:
+    """Training of one version's fused item embeddings (``item_embeddings``)."""
+
+    seed: int = setting(0, "seed of the fusion model and its contrastive training")
+    epochs: float = setting(0.0, "contrastive training epochs (0: the version's default)")
 
 
-def sid_root(paths: DataPaths) -> Path:
-    return paths.root / "sid"
+@dataclass
+class CodebookConfig:
+    """RQ-KMeans of one version's item embeddings (``sid_codebooks``)."""
+
+    width: int = setting(0, "codes per level (0: ~2*sqrt(N) rounded to a power of two; 256 for 12k items)")
+    levels: int = setting(3, "semantic code levels (a 4th collision code is added)")
+    balanced: bool = setting(False, "capacity-balanced assignment (ceil(N/K * 1.1) per code)")
+    train_size: int = setting(0, "items sampled to train each level (0: all)")
+    niter: int = setting(20, "k-means iterations per level")
+    seed: int = setting(0, "k-means seed")
 
 
 def load_items(paths: DataPaths) -> pd.DataFrame:
@@ -63,9 +68,9 @@ def build_text_embeddings(paths: DataPaths, encoder: TextEncoder | None = None) 
     else:
         image_branch = (f"off: {int((~local).sum())} of {len(items)} items have no local image file"
                         if local.any() else "off: the catalogue has no local images")
-    root = sid_root(paths) / "encoded"
-    _save_arrays(root / "embeddings.safetensors", arrays)
-    write_pandas(items[["item_id"]], root / "item_ids.parquet")
+    root = paths.sid / "encoded"
+    write_safetensors(root / "embeddings.safetensors", arrays)
+    write_parquet(items[["item_id"]], root / "item_ids.parquet")
     return {"items": len(items), "text_dim": emb.shape[1], "image_branch": image_branch,
             "encode_items_per_s": round(rate, 1)}
 
@@ -90,13 +95,13 @@ def build_item_embeddings(paths: DataPaths, version: str, seed: int = 0, encoder
                           epochs: float | None = None) -> dict:
     """Fused, contrastively trained item vectors of one SID version (V1: the frozen text vectors)."""
     v = get_version(version)
-    enc_root = sid_root(paths) / "encoded"
+    enc_root = paths.sid / "encoded"
     arrays = load_file(str(enc_root / "embeddings.safetensors"))
     items = load_items(paths)
     ids = pq.read_table(enc_root / "item_ids.parquet").to_pandas().item_id
     if not ids.equals(items.item_id):
         raise ValueError("encoded item ids differ from the items table: rematerialize the text embeddings")
-    out_dir = sid_root(paths) / version
+    out_dir = paths.sid / version
     info = {"version": version, "description": v.description, "items": len(items)}
     if v.fusion is None:
         emb, losses = arrays["text"], []
@@ -117,12 +122,11 @@ def build_item_embeddings(paths: DataPaths, version: str, seed: int = 0, encoder
         info.update({"train_s": round(time.perf_counter() - t0, 1), "steps": len(losses),
                      **{f"pairs_{k}": len(p) for k, p in pairs.items()}})
         emb = embed_items(model, inputs)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_torch({k: t.contiguous() for k, t in model.state_dict().items()}, str(out_dir / "fusion.safetensors"))
-        atomic_write_json(out_dir / "fusion_config.json", {"fusion": asdict(fcfg), "train": asdict(tcfg),
+        write_safetensors(out_dir / "fusion.safetensors", model.state_dict())
+        write_json(out_dir / "fusion_config.json", {"fusion": asdict(fcfg), "train": asdict(tcfg),
                                                            "vocab_sizes": feats.vocab_sizes})
-    _save_arrays(out_dir / "item_embeddings.safetensors", {"embeddings": emb}, {"version": version})
-    atomic_write_json(out_dir / "losses.json", losses)
+    write_safetensors(out_dir / "item_embeddings.safetensors", {"embeddings": emb}, {"version": version})
+    write_json(out_dir / "losses.json", losses)
     info.update({"dim": int(emb.shape[1]), "final_loss": float(np.mean(losses[-20:])) if losses else None})
     return info
 
@@ -133,7 +137,7 @@ def load_fusion(paths: DataPaths, version: str) -> tuple[FusionEncoder, ItemInpu
 
     from .fusion import FusionConfig
 
-    out_dir = sid_root(paths) / version
+    out_dir = paths.sid / version
     cfg = json.loads((out_dir / "fusion_config.json").read_text())
     items = load_items(paths)
     feats = structured_features(items)
@@ -141,16 +145,17 @@ def load_fusion(paths: DataPaths, version: str) -> tuple[FusionEncoder, ItemInpu
         raise ValueError(f"{version}: the items table changed since training (vocabularies differ); retrain")
     model = FusionEncoder(FusionConfig(**cfg["fusion"]), feats.vocab_sizes)
     model.load_state_dict(load_torch(str(out_dir / "fusion.safetensors")))
-    arrays = load_file(str(sid_root(paths) / "encoded" / "embeddings.safetensors"))
+    arrays = load_file(str(paths.sid / "encoded" / "embeddings.safetensors"))
     image = arrays.get("image") if cfg["fusion"]["image_dim"] else None
     inputs = ItemInputs(torch.from_numpy(arrays["text"]), None if image is None else torch.from_numpy(image), feats)
     return model.eval(), inputs
 
 
-def build_codebook(paths: DataPaths, version: str, width: int | None = None, levels: int = 3,
-                   balanced: bool = False, train_size: int | None = None, niter: int = 20, seed: int = 0) -> dict:
+def build_codebook(paths: DataPaths, version: str, width: int | None = None, levels: int = CodebookConfig.levels,
+                   balanced: bool = CodebookConfig.balanced, train_size: int | None = None,
+                   niter: int = CodebookConfig.niter, seed: int = CodebookConfig.seed) -> dict:
     """RQ-KMeans codes + the 4th disambiguation code for every item, with the seed's metrics."""
-    out_dir = sid_root(paths) / version
+    out_dir = paths.sid / version
     emb = load_file(str(out_dir / "item_embeddings.safetensors"))["embeddings"]
     items = load_items(paths)
     width = width or default_width(len(items))
@@ -162,13 +167,13 @@ def build_codebook(paths: DataPaths, version: str, width: int | None = None, lev
     table = pd.DataFrame({"item_id": items.item_id, **{f"c{i + 1}": codes[:, i] for i in range(levels)},
                           f"c{levels + 1}": extra})
     table["version"], table["width"] = version, width
-    write_pandas(table, out_dir / "codes.parquet")
-    _save_arrays(out_dir / "centroids.safetensors", {f"level_{i}": c for i, c in enumerate(rq.centroids)},
+    write_parquet(table, out_dir / "codes.parquet")
+    write_safetensors(out_dir / "centroids.safetensors", {f"level_{i}": c for i, c in enumerate(rq.centroids)},
                  {"width": width, "levels": levels, "version": version})
     metrics = sid_metrics(codes, width, category_levels(items.category_path))
     full = table[[c for c in table.columns if c.startswith("c")]].drop_duplicates()
     metrics.update({"unique_items": int(len(full)), "items": len(items), "width": width, "levels": levels,
                     "rqkmeans_s": round(rq_s, 2), "max_extra_code": int(extra.max())})
-    atomic_write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "metrics.json", metrics)
     return metrics
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..io import save_figure
+
 
 def coverage(codes: np.ndarray, width: int) -> dict[str, float]:
     return {f"coverage_l{lvl}": len(np.unique(codes[:, :lvl], axis=0)) / float(width) ** lvl
@@ -74,8 +76,7 @@ def plot_load_balance(results: dict[str, np.ndarray], width: int, path) -> None:
            title="RQ-KMeans load balance (level 1)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def comparison_markdown(results: dict[str, dict], keys: list[str]) -> str:

@@ -72,8 +72,8 @@ class RQKMeans:
         codes = np.zeros((n, self.levels), dtype=np.int32)
         self.centroids = []
         for lvl in tqdm(range(self.levels), desc=f"RQ-KMeans {self.levels}x{self.width}"):
-            km = faiss.Kmeans(x.shape[1], self.width, niter=self.niter, seed=self.seed + lvl, verbose=False, nredo=self.nredo,
-                              max_points_per_centroid=max(256, math.ceil(n_train / self.width)))
+            km = faiss.Kmeans(x.shape[1], self.width, niter=self.niter, seed=self.seed + lvl, verbose=False,
+                              nredo=self.nredo, max_points_per_centroid=max(256, math.ceil(n_train / self.width)))
             train = residual[sample]
             use_pp = self.init == "kmeans++" or (
                 self.init == "auto" and self.width * len(train) * train.shape[1] <= 2e10)

@@ -29,6 +29,11 @@ VERSIONS: dict[str, SidVersion] = {
 }
 
 
+# The codebook the generator and everything downstream of it use unless told otherwise (the SID stage still
+# builds all four versions, so they can be compared). One place: the Dagster lineage, the CLI and the ablations.
+DEFAULT_VERSION = "V3"
+
+
 def get_version(name: str) -> SidVersion:
     if name not in VERSIONS:
         raise ValueError(f"unknown SID version {name!r}; known: {sorted(VERSIONS)}")

@@ -41,7 +41,7 @@ def read_beauty(root: str | Path) -> dict[str, pd.DataFrame]:
             raise FileNotFoundError(f"Beauty adapter: {f} not found (set OXY_DATASETS or the dataset path)")
     users, events = [], []
     with open(seq_file) as fh:
-        for line_no, line in enumerate(fh, start=1):
+        for line in fh:
             parts = line.split()
             if not parts:
                 continue

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ...io import write_csv
 from ..contract import AGE_BANDS, CATEGORY_SEP
 from . import vocab as V
 from .queries import make_query
@@ -251,9 +252,5 @@ def write_raw_tables(out_dir: str | Path, cfg: SyntheticConfig | None = None) ->
     paths = {}
     for name, df in tables.items():
         public = df[[c for c in df.columns if not c.startswith("h_")]]
-        path = out_dir / f"{name}.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        public.to_csv(tmp, index=False)
-        tmp.replace(path)
-        paths[name] = path
+        paths[name] = write_csv(public, out_dir / f"{name}.csv", index=False)
     return paths
