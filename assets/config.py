@@ -19,6 +19,7 @@ from oxy_dagster.model.ablation import AblationConfig
 from oxy_dagster.model.config import EvalConfig, ModelChoice, TrainConfig
 from oxy_dagster.reasoning.intents import IntentConfig, RewriteConfig
 from oxy_dagster.reasoning.stp import STPConfig
+from oxy_dagster.serving.deploy import DeployConfig
 from oxy_dagster.settings import scalar_fields
 from oxy_dagster.sid.build import CodebookConfig, EmbeddingConfig
 
@@ -47,13 +48,14 @@ PretrainParams = derived_config("PretrainParams", ModelChoice, TrainConfig,
                                 exclude=("ckpt_every", "log_every", "peak_flops", "min_lr_ratio"))
 EvalParams = derived_config("EvalParams", EvalConfig)
 AblationParams = derived_config("AblationParams", AblationConfig, exclude=("sid_version",))
+DeployParams = derived_config("DeployParams", DeployConfig)
 
 # asset -> its launchpad config, in pipeline order (the README's table follows this order)
 BY_ASSET: dict[str, type[dg.Config]] = {
     "swing_pairs": SwingParams, "training_samples": SampleParams, "item_embeddings": EmbeddingParams,
     "sid_codebooks": CodebookParams, "stp_instruction_table": STPParams, "query_rewrites": RewriteParams,
     "user_instructions": IntentParams, "pretrained_checkpoint": PretrainParams, "offline_eval": EvalParams,
-    "ablation_report": AblationParams,
+    "ablation_report": AblationParams, "deployed_model": DeployParams,
 }
 
 

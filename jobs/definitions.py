@@ -13,6 +13,7 @@ from assets.data import checks, processing, tables
 from assets.model.ablation import ablation_assets
 from assets.model.pretrain import generator_assets
 from assets.reasoning import instructions, nearline
+from assets.serving.deploy import serving_assets
 from assets.sid import encoded, versions
 from oxy_dagster.sid.versions import DEFAULT_VERSION
 
@@ -41,6 +42,8 @@ generator_job = _job("generator_job", dg.AssetSelection.groups("generator"),
                      f"Pre-train the generator on SID {SID_VERSION} and evaluate it offline.")
 ablation_job = _job("ablation_job", dg.AssetSelection.groups("ablation"),
                     "Seed Tables 5, 6, 7, 9 and a scale slice: one comparison table.")
+serving_job = _job("serving_job", dg.AssetSelection.groups("serving"),
+                   "Choose the generator to ship, export its bundle, register it as oxyrec@champion.")
 reasoning_job = _job("reasoning_job", dg.AssetSelection.groups("reasoning"),
                      "Slow thinking: STP instruction table, query rewrites, every active user's instruction.")
 
@@ -48,9 +51,11 @@ reasoning_job = _job("reasoning_job", dg.AssetSelection.groups("reasoning"),
 def make_definitions(resources: dict, sid_version: str = SID_VERSION) -> dg.Definitions:
     return dg.Definitions(
         assets=[*dg.load_assets_from_modules([tables, processing, encoded, versions, instructions]),
-                *generator_assets(sid_version), *ablation_assets(sid_version)],
+                *generator_assets(sid_version), *ablation_assets(sid_version),
+                *serving_assets(sid_version, generators=["pretrained_checkpoint"])],
         asset_checks=checks.CHECKS,
-        jobs=[main_job, data_job, sid_job, generator_job, ablation_job, reasoning_job, nearline.nearline_job],
+        jobs=[main_job, data_job, sid_job, generator_job, ablation_job, reasoning_job, serving_job,
+              nearline.nearline_job],
         schedules=[nearline.daily_refresh_schedule(reasoning_job)],
         sensors=[nearline.nearline_instruction_sensor],
         resources=resources, executor=dg.in_process_executor)

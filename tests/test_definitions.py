@@ -34,6 +34,7 @@ def test_definitions_load_with_lineage():
     assert parents("query_rewrites") == {"events"}
     assert parents("user_instructions") == {"events", "items", "users"}
     assert "query_rewrites" in parents("pretrained_checkpoint")  # search samples train on the rewrites
+    assert parents("deployed_model") == {"pretrained_checkpoint"}
     assert {"reasoning_job", "nearline_job"} <= {j.name for j in defs.resolve_all_job_defs()}
     assert defs.resolve_schedule_def("daily_reasoning_refresh").cron_schedule == "0 3 * * *"
     assert defs.resolve_sensor_def("nearline_instruction_sensor").job_name == "nearline_job"

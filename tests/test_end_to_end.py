@@ -59,6 +59,12 @@ def test_main_job_materializes_default_graph(spark, work_dir):
     saved = json.loads((work_dir / "data" / "synthetic" / "models" / f"pretrained-{SID_VERSION}" /
                         "eval_test.json").read_text())
     assert saved["recall@10"] == eval_meta["recall_at_10"].value  # the file and the metadata agree
+    # the deployed model: chosen on validation, registered as oxyrec@champion, its bundle reproduces offline_eval
+    deployed = mats["deployed_model"].materialization.metadata
+    assert deployed["chosen"].value == "pretrained" and deployed["registered"].value.endswith("(alias champion)")
+    check = next(e for e in evaluations if e.check_name == "bundle_reproduces_offline_eval")
+    assert check.metadata["checked_users"].value == 50 == check.metadata["same_top10"].value
+    assert deployed["histories_written"].value == 300
     stp_meta = mats["stp_instruction_table"].materialization.metadata  # the embedded LLM, for real
     assert stp_meta["keys"].value + stp_meta["failed"].value >= 4 and stp_meta["llm_requests"].value >= 1
     intents = mats["user_instructions"].materialization.metadata

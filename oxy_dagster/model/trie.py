@@ -79,3 +79,27 @@ class CodeTrie:
         rows = np.asarray(rows)
         return CodeTrie.build(np.asarray(codes)[rows], self.vocab), rows
 
+
+@dataclass
+class DenseTrie:
+    """The trie as dense per-level tables for fast decoding: ``child[level][prefix, code]`` is the prefix id
+    at the next level (the item row at the last level) or -1 where ``code`` is not allowed after ``prefix``.
+    One gather per level replaces the CSR walk; the tables hold sum over levels of n_prefix x vocab int32."""
+
+    levels: int
+    vocab: list[int]
+    child: list[torch.Tensor]  # per level: (n_prefix, vocab[level]) int64, -1 = not allowed
+
+    @classmethod
+    def from_trie(cls, trie: CodeTrie, max_entries: int = 200_000_000) -> DenseTrie:
+        tables = []
+        for lvl in range(trie.levels):
+            keys, v = trie.keys[lvl], trie.vocab[lvl]
+            n_prefix = len(trie.offsets[lvl]) - 1
+            if n_prefix * v > max_entries:
+                raise ValueError(f"level {lvl}: a dense table of {n_prefix} x {v} exceeds {max_entries} entries")
+            table = torch.full((n_prefix, v), -1, dtype=torch.long)
+            nxt = trie.next_id[lvl] if lvl < trie.levels - 1 else trie.item_of_leaf[trie.next_id[lvl]]
+            table.view(-1)[keys] = nxt
+            tables.append(table)
+        return cls(trie.levels, list(trie.vocab), tables)

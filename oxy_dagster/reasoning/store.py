@@ -6,6 +6,10 @@
 near-line path, one entry per (user, 5-minute window) so a replayed window
 overwrites itself instead of adding a duplicate; plus named cursors. A batch of
 records is written atomically (one SQLite transaction / one Redis MULTI).
+
+The same store keeps each user's recent behaviour history (item ids and behaviours,
+oldest first), which the pipeline writes (``deployed_model``) and the recommendation
+service reads when a request does not send a history.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ class SqliteStore:
             CREATE TABLE IF NOT EXISTS latest (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, vector BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS windows (user_id TEXT, window INTEGER, meta TEXT NOT NULL,
                                                 PRIMARY KEY (user_id, window));
-            CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);""")
+            CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS histories (user_id TEXT PRIMARY KEY, events TEXT NOT NULL);""")
 
     def put_many(self, records: list[InstructionRecord]) -> None:
         with self.db:  # one transaction
@@ -78,6 +83,17 @@ class SqliteStore:
 
     def set_cursor(self, name: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (name, value))
+
+    def put_histories(self, histories: dict[str, list[tuple[str, str]]]) -> None:
+        """user -> [(item_id, behavior), ...] oldest first; one transaction."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO histories VALUES (?, ?)",
+                                ((u, json.dumps(h)) for u, h in histories.items()))
+
+    def get_history(self, user_id: str) -> list[tuple[str, str]] | None:
+        row = self.db.execute("SELECT events FROM histories WHERE user_id = ?", (user_id,)).fetchone()
+        return [tuple(e) for e in json.loads(row[0])] if row else None
 
     def close(self) -> None:
         self.db.close()
@@ -123,6 +139,19 @@ class RedisStore:
 
     def set_cursor(self, name: str, value: str) -> None:
         self.r.set(f"{self.p}:cursor:{name}", value)
+
+    def put_histories(self, histories: dict[str, list[tuple[str, str]]], chunk: int = 5000) -> None:
+        """user -> [(item_id, behavior), ...] oldest first; MULTI/EXEC per chunk of users."""
+        users = list(histories)
+        for i in range(0, len(users), chunk):
+            pipe = self.r.pipeline(transaction=True)
+            for u in users[i:i + chunk]:
+                pipe.set(f"{self.p}:hist:{u}", json.dumps(histories[u]))
+            pipe.execute()
+
+    def get_history(self, user_id: str) -> list[tuple[str, str]] | None:
+        v = self.r.get(f"{self.p}:hist:{user_id}")
+        return [tuple(e) for e in json.loads(v)] if v is not None else None
 
     def close(self) -> None:
         self.r.close()

@@ -139,7 +139,8 @@ def _pick_item(rng, world: _World, leaf: int, user_brands: set[str], tier: str |
     return int(rng.choice(idx, p=w / w.sum()))
 
 
-def _user_events(rng, world: _World, u, cfg: SyntheticConfig, t0: dt.datetime) -> list[dict]:
+def _user_events(rng, world: _World, u, cfg: SyntheticConfig, t0: dt.datetime) -> tuple[list[dict], list[str]]:
+    """The user's events and the names of their three hidden intent leaves."""
     tags = _persona_tags(u)
     climates = V.CITIES[u.h_city][1]
     base = np.ones(world.n_leaves)
@@ -180,7 +181,7 @@ def _user_events(rng, world: _World, u, cfg: SyntheticConfig, t0: dt.datetime) -
                     t += dt.timedelta(seconds=float(rng.exponential(300)) + 30)
                     events.append({**ev, "timestamp": t, "behavior": "purchase"})
             last = item
-    return events
+    return events, [V.LEAVES[i].path[2] for i in intents]
 
 
 def _next_scenario(rng, step: int, last, carted):
@@ -202,9 +203,12 @@ def generate(cfg: SyntheticConfig | None = None) -> dict[str, pd.DataFrame]:
     users = make_users(rng, cfg)
     world = _World(items)
     t0 = dt.datetime.fromisoformat(cfg.start)
-    rows = []
+    rows, intents = [], []
     for u in tqdm(users.itertuples(index=False), total=len(users), desc="synthetic users", mininterval=2):
-        rows.extend(_user_events(rng, world, u, cfg, t0))
+        evs, leaves = _user_events(rng, world, u, cfg, t0)
+        rows.extend(evs)
+        intents.append("|".join(leaves))
+    users["h_intents"] = intents  # latent, like every h_ column: never in the exported tables
     events = pd.DataFrame(rows)[["user_id", "item_id", "timestamp", "behavior", "scenario", "trigger_item_id",
                                  "query"]]
     events["timestamp"] = pd.to_datetime(events.timestamp).dt.strftime("%Y-%m-%dT%H:%M:%SZ")

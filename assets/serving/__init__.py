@@ -1,0 +1,1 @@
+"""Serving assets: the deployed model (bundle + registry) the recommendation service loads."""
