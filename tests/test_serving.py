@@ -101,8 +101,15 @@ def test_bundle_reproduces_offline_evaluation_and_choice(shop, bundle):
 
 @pytest.mark.slow
 def test_registry_versions_and_alias(bundle, tmp_path):
+    import mlflow
+
     from oxy_dagster.serving.registry import register_bundle, resolve_alias
 
+    # the fluent API remembers the last experiment id of another store (as after the SID tests in one
+    # pytest process): registering must not start its run in that id
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    for name in ("a", "b", "c"):
+        mlflow.set_experiment(name)
     uri = f"sqlite:///{tmp_path / 'reg.db'}"
     v1 = register_bundle(bundle, uri, name="oxyrec-test")
     v2 = register_bundle(bundle, uri, name="oxyrec-test")

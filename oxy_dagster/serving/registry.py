@@ -12,6 +12,7 @@ from pathlib import Path
 
 MODEL_NAME = "oxyrec"
 ALIAS = "champion"
+REGISTRY_EXPERIMENT = "oxyrec-registry"
 
 
 def _client(tracking_uri: str | None):
@@ -33,7 +34,10 @@ def register_bundle(bundle: str | Path, tracking_uri: str | None = None, name: s
     run = mlflow.active_run()
     owned = run is None
     if owned:
-        run = mlflow.start_run(run_name=f"register-{name}")
+        # an explicit experiment: the fluent API's remembered experiment id may belong to another store
+        exp = client.get_experiment_by_name(REGISTRY_EXPERIMENT)
+        exp_id = exp.experiment_id if exp else client.create_experiment(REGISTRY_EXPERIMENT)
+        run = mlflow.start_run(run_name=f"register-{name}", experiment_id=exp_id)
     try:
         mlflow.log_artifacts(str(bundle), "bundle")
         try:
