@@ -76,6 +76,19 @@ def in_process(decoder: BeamDecoder, data, rows, beam: int) -> dict:
     return percentiles(ms)
 
 
+def batched_rate(decoder: BeamDecoder, data, rows, beam: int = 256) -> dict:
+    """ms per request when 8 or 32 requests decode as one batch (what micro-batching reaches at best)."""
+    out = {}
+    for bs in (8, 32):
+        batch = data.batch(rows[:bs])
+        decoder.decode(batch, beam=beam, topk=10)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            decoder.decode(batch, beam=beam, topk=10)
+        out[f"batch{bs}_ms_per_request"] = round((time.perf_counter() - t0) / 3 / bs * 1000, 2)
+    return out
+
+
 def naive(model, cat, data, rows, beam: int) -> dict:
     allowed, item_of = prefix_allowed_fn(cat.codes), {tuple(c): i for i, c in enumerate(cat.codes.tolist())}
     ms = []
@@ -187,7 +200,15 @@ def main() -> None:
     figures: dict = {"model": {"params": int(sum(p.numel() for p in model.parameters())), "items": len(cat.item_ids),
                                "code_vocab": list(model.cfg.code_vocab), "checkpoint": str(out_dir)}}
     figures["in_process"] = {f"beam{b}": in_process(decoder, data, rows, b) for b in (256, 512)}
-    print("in-process", figures["in_process"], flush=True)
+    figures["in_process_batched"] = batched_rate(decoder, data, rows)
+    print("in-process", figures["in_process"], figures["in_process_batched"], flush=True)
+    compiled = BeamDecoder(model, decoder.trie, compile=True)
+    t0 = time.perf_counter()
+    for b in (256, 512):
+        compiled.decode(data.batch(rows[:1]), beam=b, topk=10)
+    figures["in_process_compiled"] = {f"beam{b}": in_process(compiled, data, rows, b) for b in (256, 512)}
+    figures["in_process_compiled"]["compile_s"] = round(time.perf_counter() - t0, 1)
+    print("compiled", figures["in_process_compiled"], flush=True)
     figures["naive"] = naive(model, cat, data, rows[:40], 256)
     print("naive", figures["naive"], flush=True)
     flops = request_flops(model.cfg, list(model.cfg.code_vocab), 256, 1 + model.cfg.max_short + model.cfg.igr_k, 3)

@@ -90,3 +90,14 @@ def test_naive_baseline_returns_the_same_lists(tiny):
         one = {k: v[u:u + 1] for k, v in batch.items()}
         n_items, n_scores = naive_beam_search(model, one, allowed, item_of, beam=32, topk=10)
         assert torch.equal(n_items, items[u]) and torch.allclose(n_scores, scores[u], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_decoder_returns_the_eager_lists(tiny):
+    codes, model, _, eager = _setup(tiny)
+    compiled = BeamDecoder(model, eager.trie, compile=True)
+    batch = tiny.batch(len(codes), b=3)  # one shape: compiling costs minutes on 2 cores
+    want_items, want_scores = eager.decode(batch, beam=16, topk=10)
+    items, scores = compiled.decode(batch, beam=16, topk=10)
+    assert torch.equal(items, want_items)
+    assert torch.allclose(scores, want_scores, atol=1e-4)

@@ -60,11 +60,17 @@ class _Layer:
 class BeamDecoder:
     """Batched beam search for one model and one trie; ``decode`` takes a batch of requests."""
 
-    def __init__(self, model: Generator, trie: DenseTrie):
+    def __init__(self, model: Generator, trie: DenseTrie, compile: bool = False):
+        """``compile``: run the encoder, the prefix pass, the decoder layers and the beam step through
+        ``torch.compile`` (inductor; fused CPU kernels, dynamic shapes). Compiling takes minutes on first use
+        (cached on disk afterwards) and pays off in a long-running service; results are the same."""
         self.model = model.eval()
         self.trie = trie
         self.layers = [_Layer(layer) for layer in model.decoder]
         self.levels = trie.levels
+        fn = (lambda f: torch.compile(f, dynamic=True)) if compile else (lambda f: f)
+        self._instruction, self._encode, self._decode = fn(model.instruction), fn(model.encode), fn(model.decode)
+        self._layer_step, self._beam_step = fn(self._layer), fn(beam_step)
 
     @torch.inference_mode()
     def decode(self, batch: dict, beam: int = 256, topk: int = 20, exclude: torch.Tensor | None = None,
@@ -74,11 +80,11 @@ class BeamDecoder:
         fewer valid items. ``exclude``: (B, H) item rows never to return (entries outside the catalogue are
         padding). ``leaf_rows`` maps the trie's items to global rows when the trie covers a candidate pool."""
         m = self.model
-        instr, query = m.instruction(batch)
-        memory, mem_pad, _ = m.encode(batch, query)
+        instr, query = self._instruction(batch)
+        memory, mem_pad, _ = self._encode(batch, query)
         prefix = m.prefix(instr)
         cache: dict = {}
-        h, _ = m.decode(prefix, memory, mem_pad, 0, cache)
+        h, _ = self._decode(prefix, memory, mem_pad, 0, cache)
         n_req, t_prefix = prefix.shape[0], prefix.shape[1]
         # per layer: the prefix's self-attention keys/values and the memory's keys/values, (B, H, T, dk)
         shared = [(cache[i]["self"]["k"], cache[i]["self"]["v"], cache[i]["cross"]["k"], cache[i]["cross"]["v"])
@@ -106,7 +112,7 @@ class BeamDecoder:
                 tempered = torch.log_softmax(logits / sample.temperature, -1).masked_fill(~allowed, float("-inf"))
                 logits = _filter(tempered, sample.top_k, sample.top_p)
                 noise = -torch.log(-torch.log(torch.rand(logits.shape, generator=gen).clamp(1e-20, 1.0)))
-            scores, origin, code, prefix_ids = beam_step(logits, scores, prefix_ids, table, k_next, noise)
+            scores, origin, code, prefix_ids = self._beam_step(logits, scores, prefix_ids, table, k_next, noise)
             if sampling:
                 picked = origin * model_logp.shape[-1] + code
                 true = true.gather(1, origin) + model_logp.flatten(1).gather(1, picked)
@@ -117,7 +123,7 @@ class BeamDecoder:
                     hist_k[i], hist_v[i] = _take(hist_k[i], origin), _take(hist_v[i], origin)
             x = m.code_token(lvl, code) + m.dec_pos.weight[t_prefix + lvl]  # (B, beams, d)
             for i, layer in enumerate(self.layers):
-                x, hist_k[i], hist_v[i] = self._layer(layer, x, shared[i], hist_k[i], hist_v[i], mem_bias)
+                x, hist_k[i], hist_v[i] = self._layer_step(layer, x, shared[i], hist_k[i], hist_v[i], mem_bias)
             last = m.dec_ln(x)
         items = prefix_ids  # last level: item rows of the trie, -1 where a beam found no valid item
         scores = true.masked_fill(items < 0, float("-inf")) if sampling else scores

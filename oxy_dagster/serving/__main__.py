@@ -20,7 +20,7 @@ from .service import ModelHolder, ServiceConfig, create_app
 
 
 def make_holder(bundle: str | None = None, store_url: str | None = None, tracking_uri: str | None = None,
-                name: str = MODEL_NAME, alias: str = ALIAS, text_encoder=True) -> ModelHolder:
+                name: str = MODEL_NAME, alias: str = ALIAS, text_encoder=True, compile: bool = False) -> ModelHolder:
     """A holder that loads from ``bundle`` (fixed) or from the registry alias (and can follow it)."""
     from ..reasoning.store import make_store
 
@@ -41,11 +41,11 @@ def make_holder(bundle: str | None = None, store_url: str | None = None, trackin
     def load():
         if bundle:
             served = load_bundle(bundle)
-            return served.version, Runtime(served, open_store(), encoder())
+            return served.version, Runtime(served, open_store(), encoder(), compile)
         version, path = resolve_alias(work_dir() / "serving-cache", tracking_uri or default_mlflow_uri(), name, alias)
         served = load_bundle(path)
         served.manifest["model_version"] = version
-        return version, Runtime(served, open_store(), encoder())
+        return version, Runtime(served, open_store(), encoder(), compile)
 
     def current():
         return resolve_alias_version(tracking_uri or default_mlflow_uri(), name, alias)
@@ -74,10 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-queue", type=int, default=ServiceConfig.max_queue)
     ap.add_argument("--poll-s", type=float, default=ServiceConfig.poll_s)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the decoder (minutes at start-up)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    holder = make_holder(args.bundle, args.store)
+    holder = make_holder(args.bundle, args.store, compile=args.compile)
     holder.reload()
     app = create_app(holder, ServiceConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                                            max_queue=args.max_queue, poll_s=args.poll_s))

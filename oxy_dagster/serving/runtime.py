@@ -66,7 +66,7 @@ class RecResult:
 
 
 class Runtime:
-    def __init__(self, served: ServingModel, store=None, text_encoder=None):
+    def __init__(self, served: ServingModel, store=None, text_encoder=None, compile: bool = False):
         self.served = served
         self.model = served.model
         self.cat = served.catalogue
@@ -75,7 +75,8 @@ class Runtime:
         self.encoder = text_encoder
         self.counters: Counter = Counter()
         self.trie = CodeTrie.build(self.cat.codes, list(self.model.cfg.code_vocab))
-        self.decoders: dict = {None: (BeamDecoder(self.model, DenseTrie.from_trie(self.trie)), None)}
+        self.compile = compile
+        self.decoders: dict = {None: (BeamDecoder(self.model, DenseTrie.from_trie(self.trie), compile), None)}
         self.city = {c: i + 1 for i, c in enumerate(served.manifest["city_vocab"])}
         self.profile_ids = {k: {v: i + 1 for i, v in enumerate(vals)} for k, vals in PROFILE_VOCABS.items()}
 
@@ -151,7 +152,8 @@ class Runtime:
             if len(self.decoders) > 64:  # explicit item pools are cached, within bounds
                 self.decoders = {k: v for k, v in self.decoders.items() if k is None or k[0] == "pool"}
             trie, leaf_rows = self.trie.restrict(self.cat.codes, np.asarray(rows, dtype=np.int64))
-            self.decoders[key] = (BeamDecoder(self.model, DenseTrie.from_trie(trie)), torch.from_numpy(leaf_rows))
+            self.decoders[key] = (BeamDecoder(self.model, DenseTrie.from_trie(trie), self.compile),
+                                  torch.from_numpy(leaf_rows))
         return self.decoders[key]
 
     # ----- a batch of requests ------------------------------------------------------------------------
