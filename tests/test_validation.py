@@ -118,3 +118,38 @@ def test_empty_table_is_a_clear_error(spark, tmp_path):
     p.write_text("item_id,title,brand,category_path,price,image_path\n")
     with pytest.raises(DataValidationError, match="items: the table has no rows"):
         validate_table(spark, read_raw(spark, p, ITEMS), ITEMS, tmp_path / "q")
+
+
+IMPRESSIONS_CSV = """request_id,user_id,item_id,timestamp,scenario,position,trigger_item_id,query
+r1,u1,a,2025-01-01T09:59:57Z,homepage,0,,
+r1,u1,b,2025-01-01T09:59:57Z,homepage,1,,
+r1,u1,d,2025-01-01T09:59:57Z,homepage,two,,
+r2,u2,b,2025-01-02T07:59:57Z,search,-1,,phone case
+r2,u9,a,2025-01-02T07:59:57Z,search,0,,phone case
+,u2,a,2025-01-02T07:59:57Z,search,3,,phone case
+"""
+
+
+def test_impressions_are_validated_like_the_other_tables(spark, raw_files, tmp_path):
+    files, paths = raw_files
+    (tmp_path / "impressions.csv").write_text(IMPRESSIONS_CSV)
+    paths.raw_manifest.write_text(json.dumps({**files, "impressions": str(tmp_path / "impressions.csv")}))
+    summary = build_validated(spark, paths, ValidationPolicy(max_bad_fraction=1.0))
+    assert summary["impressions"]["rows_in"] == 6 and summary["impressions"]["rows_bad"] == 4
+    # a non-integer and a negative position, an unknown user, a missing request id (item d was quarantined
+    # from the catalogue for its missing category, so its impression goes too)
+    q = pd.read_parquet(paths.quarantine("impressions"))
+    reasons = " ".join(q.reason)
+    assert "position: not an integer 'two'" in reasons and "position: below 0 '-1'" in reasons
+    assert "user_id: unknown id 'u9'" in reasons and "request_id: missing required value" in reasons
+    good = pd.read_parquet(paths.table("impressions"))
+    assert good.position.tolist() == [0, 1] and str(good.position.dtype) == "int64"
+
+
+def test_a_dataset_without_impressions_gets_an_empty_typed_table(spark, raw_files):
+    _, paths = raw_files
+    summary = build_validated(spark, paths, ValidationPolicy(max_bad_fraction=1.0))
+    assert summary["impressions"]["rows_in"] == 0
+    empty = pd.read_parquet(paths.table("impressions"))
+    assert len(empty) == 0 and list(empty.columns)[:6] == ["request_id", "user_id", "item_id", "timestamp",
+                                                            "scenario", "position"]

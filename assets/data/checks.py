@@ -55,6 +55,6 @@ def training_samples_follow_table1(paths: dg.ResourceParam[DataPaths]) -> dg.Ass
                                          "query_violations": query_wrong})
 
 
-CHECKS = [_schema_check(t) for t in ("items", "users", "events")] + \
+CHECKS = [_schema_check(t) for t in ("items", "users", "events", "impressions")] + \
          [_quarantine_check(t) for t in ("items", "users", "events")] + \
          [loo_splits_one_target_per_user, training_samples_follow_table1]

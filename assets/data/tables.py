@@ -27,13 +27,13 @@ def raw_tables(context: dg.AssetExecutionContext, dataset: DatasetResource, path
     """
     raw = build_raw(dataset.config(), paths)
     for t in _selected(context, "raw_"):
-        yield dg.MaterializeResult(asset_key=f"raw_{t}", metadata={
-            "path": dg.MetadataValue.path(raw[t]), "dataset": dataset.name})
+        where = dg.MetadataValue.path(raw[t]) if t in raw else "absent: the source has none (optional table)"
+        yield dg.MaterializeResult(asset_key=f"raw_{t}", metadata={"path": where, "dataset": dataset.name})
 
 
 @dg.multi_asset(
     specs=[dg.AssetSpec(t, group_name="data", skippable=True,
-                        deps=[f"raw_{t}"] + (["items", "users"] if t == "events" else []),
+                        deps=[f"raw_{t}"] + (["items", "users"] if t in ("events", "impressions") else []),
                         description=f"validated {t}: typed parquet, bad rows quarantined with reasons")
            for t in TABLE_ORDER],
     compute_kind="pyspark", can_subset=True,

@@ -1,4 +1,4 @@
-"""The data contract: the three tables a shop brings (items, users, events).
+"""The data contract: the tables a shop brings (items, users, events, and optionally impressions).
 
 Every field is declared once here; validation (``validate.py``) turns these
 declarations into Spark column checks, so the rules and the error messages
@@ -22,7 +22,7 @@ CATEGORY_SEP = " > "
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # "id" | "text" | "float" | "timestamp" | "enum"
+    kind: str  # "id" | "text" | "float" | "int" | "timestamp" | "enum"
     required: bool = True
     allowed: tuple[str, ...] = ()
     unique: bool = False
@@ -88,11 +88,28 @@ EVENTS = TableContract(
         Field("trigger_item_id", "id", required=False, references="items.item_id",
               doc="channel entry / main item / carted item for trigger scenarios"),
         Field("query", "text", required=False, doc="search query (search scenario)"),
+        Field("request_id", "id", required=False, doc="the request whose shown list this event acted on"),
     ),
     doc="behaviour log",
 )
 
-CONTRACTS = {c.name: c for c in (ITEMS, USERS, EVENTS)}
+IMPRESSIONS = TableContract(
+    "impressions",
+    (
+        Field("request_id", "id", doc="one recommendation request (one shown list)"),
+        Field("user_id", "id", references="users.user_id"),
+        Field("item_id", "id", references="items.item_id"),
+        Field("timestamp", "timestamp", doc="when the list was shown"),
+        Field("scenario", "enum", allowed=SCENARIOS),
+        Field("position", "int", min_value=0, doc="0-based rank of the item in the shown list"),
+        Field("trigger_item_id", "id", required=False, references="items.item_id"),
+        Field("query", "text", required=False),
+    ),
+    doc="what each request showed (optional; labels come from events with the same request_id)",
+)
+
+CONTRACTS = {c.name: c for c in (ITEMS, USERS, EVENTS, IMPRESSIONS)}
+OPTIONAL_TABLES = ("impressions",)  # a dataset may lack these; an empty typed table stands in
 
 # Next-token loss weights by behaviour (seed 2.3.4: purchase > cart > click).
 DEFAULT_BEHAVIOR_WEIGHTS = {"click": 1.0, "cart": 2.0, "purchase": 4.0}

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..io import write_table
-from .contract import CONTRACTS, TableContract, ValidationPolicy
+from .contract import CONTRACTS, OPTIONAL_TABLES, TableContract, ValidationPolicy
 
 CORRUPT = "_corrupt_record"
 
@@ -109,6 +109,12 @@ def _rule_errors(contract: TableContract) -> list:
             if f.min_value is not None:
                 errs.append(F.when(present & (num < f.min_value),
                                    F.concat(F.lit(f"{f.name}: below {f.min_value} '"), c, F.lit("'"))))
+        elif f.kind == "int":
+            num = F.trim(c).try_cast("long")
+            errs.append(F.when(present & num.isNull(), F.concat(F.lit(f"{f.name}: not an integer '"), c, F.lit("'"))))
+            if f.min_value is not None:
+                errs.append(F.when(present & (num < f.min_value),
+                                   F.concat(F.lit(f"{f.name}: below {f.min_value:g} '"), c, F.lit("'"))))
         elif f.kind == "timestamp":
             errs.append(F.when(present & _parse_ts(c).isNull(),
                                F.concat(F.lit(f"{f.name}: cannot parse '"), c, F.lit("' as a timestamp"))))
@@ -131,6 +137,8 @@ def _typed(df: DataFrame, contract: TableContract) -> DataFrame:
         clean = F.when(_blank(c), F.lit(None)).otherwise(F.trim(c))
         if f.kind == "float":
             cols.append(clean.try_cast("double").alias(f.name))
+        elif f.kind == "int":
+            cols.append(clean.try_cast("long").alias(f.name))
         elif f.kind == "timestamp":
             cols.append(_parse_ts(c).alias(f.name))
         else:
@@ -193,15 +201,23 @@ def validate_table(spark: SparkSession, raw: DataFrame, contract: TableContract,
     return result
 
 
-TABLE_ORDER = ("items", "users", "events")  # events reference the first two
+TABLE_ORDER = ("items", "users", "events", "impressions")  # later tables reference the earlier ones
+SPARK_TYPES = {"float": T.DoubleType(), "int": T.LongType(), "timestamp": T.TimestampType()}
+
+
+def empty_table(spark: SparkSession, contract: TableContract) -> DataFrame:
+    """The typed, empty stand-in for an optional table the dataset does not have."""
+    schema = T.StructType([T.StructField(f.name, SPARK_TYPES.get(f.kind, T.StringType())) for f in contract.fields])
+    return spark.createDataFrame([], schema)
 
 
 def validate_all(spark: SparkSession, raw_paths: dict[str, str | Path], out_dir: str | Path,
                  policy: ValidationPolicy | None = None,
                  tables: tuple[str, ...] = TABLE_ORDER) -> dict[str, ValidationResult]:
-    """Validate items, then users, then events (whose ids must exist in the first two).
+    """Validate items, then users, then events and impressions (whose ids must exist in the first two).
 
     ``tables``: a subset to validate; a referenced table outside it is read from its earlier validated output.
+    An optional table (impressions) the source does not have becomes an empty typed table.
     """
     out_dir = Path(out_dir)
     results: dict[str, ValidationResult] = {}
@@ -217,6 +233,10 @@ def validate_all(spark: SparkSession, raw_paths: dict[str, str | Path], out_dir:
                                               f"materialize {name} first")
                 continue
             refs[f"{name}.{key}"] = spark.read.parquet(str(out_dir / name)).select(key)
+            continue
+        if name in OPTIONAL_TABLES and name not in raw_paths:
+            write_table(empty_table(spark, contract), out_dir / name, partitions=1)
+            results[name] = ValidationResult(name, spark.read.parquet(str(out_dir / name)), 0, 0, "", {})
             continue
         raw = read_raw(spark, raw_paths[name], contract)
         res = validate_table(spark, raw, contract, out_dir / "quarantine" / name, policy, refs)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ...io import write_csv
 from ..contract import AGE_BANDS, CATEGORY_SEP
 from . import vocab as V
+from .impressions import make_impressions
 from .queries import make_query
 
 
@@ -36,6 +37,7 @@ class SyntheticConfig:
     days: int = 365
     corrupt_fraction: float = 0.002  # a few malformed rows to exercise quarantine
     missing_profile_fraction: float = 0.08
+    n_shown: int = 10  # items shown per request (the impressions table)
 
 
 def _brands(rng: np.random.Generator, cfg: SyntheticConfig) -> dict[str, list[tuple[str, str]]]:
@@ -169,7 +171,8 @@ def _user_events(rng, world: _World, u, cfg: SyntheticConfig, t0: dt.datetime) -
             item = _pick_item(rng, world, leaf, brands, tier, exclude=(last, trigger))
             query = make_query(rng, V.LEAVES[leaf], world.items.brand.values[item]) if scen == "search" else None
             ev = dict(user_id=u.user_id, item_id=world.items.item_id.values[item], scenario=scen,
-                      trigger_item_id=None if trigger is None else world.items.item_id.values[trigger], query=query)
+                      trigger_item_id=None if trigger is None else world.items.item_id.values[trigger], query=query,
+                      request_id=f"{u.user_id}-r{len(events)}")
             t += dt.timedelta(seconds=float(rng.exponential(90)) + 5)
             events.append({**ev, "timestamp": t, "behavior": "click"})
             intent_match = 1.6 if leaf in intents else 1.0
@@ -210,9 +213,10 @@ def generate(cfg: SyntheticConfig | None = None) -> dict[str, pd.DataFrame]:
         intents.append("|".join(leaves))
     users["h_intents"] = intents  # latent, like every h_ column: never in the exported tables
     events = pd.DataFrame(rows)[["user_id", "item_id", "timestamp", "behavior", "scenario", "trigger_item_id",
-                                 "query"]]
+                                 "query", "request_id"]]
+    impressions = make_impressions(cfg.seed + 3, items, events, cfg.n_shown)
     events["timestamp"] = pd.to_datetime(events.timestamp).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"items": items, "users": users, "events": events}
+    return {"items": items, "users": users, "events": events, "impressions": impressions}
 
 
 def _corrupt(rng, df: pd.DataFrame, fraction: float, breakers) -> pd.DataFrame:
@@ -244,7 +248,7 @@ def _with_bad_items(rng, items: pd.DataFrame, fraction: float) -> pd.DataFrame:
 
 
 def write_raw_tables(out_dir: str | Path, cfg: SyntheticConfig | None = None) -> dict[str, Path]:
-    """Write the three raw tables as CSV, as a shop would export them."""
+    """Write the raw tables (items, users, events, impressions) as CSV, as a shop would export them."""
     cfg = cfg or SyntheticConfig()
     tables = generate(cfg)
     rng = np.random.default_rng(cfg.seed + 1)
