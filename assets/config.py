@@ -17,8 +17,12 @@ from oxy_dagster.data.samples import SampleConfig
 from oxy_dagster.data.swing import SwingConfig
 from oxy_dagster.model.ablation import AblationConfig
 from oxy_dagster.model.config import EvalConfig, ModelChoice, TrainConfig
+from oxy_dagster.ranking.model import RankerConfig
 from oxy_dagster.reasoning.intents import IntentConfig, RewriteConfig
 from oxy_dagster.reasoning.stp import STPConfig
+from oxy_dagster.rewards.service import RewardConfig
+from oxy_dagster.rl.ablation import RLAblationConfig
+from oxy_dagster.rl.trainer import RLConfig
 from oxy_dagster.serving.deploy import DeployConfig
 from oxy_dagster.settings import scalar_fields
 from oxy_dagster.sid.build import CodebookConfig, EmbeddingConfig
@@ -49,13 +53,18 @@ PretrainParams = derived_config("PretrainParams", ModelChoice, TrainConfig,
 EvalParams = derived_config("EvalParams", EvalConfig)
 AblationParams = derived_config("AblationParams", AblationConfig, exclude=("sid_version",))
 DeployParams = derived_config("DeployParams", DeployConfig)
+RankerParams = derived_config("RankerParams", RankerConfig)
+RLParams = derived_config("RLParams", RLConfig, RewardConfig)
+RLAblationParams = derived_config("RLAblationParams", RLAblationConfig, RLConfig,
+                                  exclude=("objective", "tau_pos", "tau_neg", "synthetic_ratio", "seed", "ckpt_every"))
 
 # asset -> its launchpad config, in pipeline order (the README's table follows this order)
 BY_ASSET: dict[str, type[dg.Config]] = {
     "swing_pairs": SwingParams, "training_samples": SampleParams, "item_embeddings": EmbeddingParams,
     "sid_codebooks": CodebookParams, "stp_instruction_table": STPParams, "query_rewrites": RewriteParams,
     "user_instructions": IntentParams, "pretrained_checkpoint": PretrainParams, "offline_eval": EvalParams,
-    "ablation_report": AblationParams, "deployed_model": DeployParams,
+    "ablation_report": AblationParams, "ranking_model": RankerParams, "rl_checkpoint": RLParams,
+    "rl_ablation_report": RLAblationParams, "deployed_model": DeployParams,
 }
 
 

@@ -14,10 +14,12 @@ def test_definitions_load_with_lineage():
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"raw_items", "raw_users", "raw_events", "items", "users", "events", "loo_splits", "swing_pairs",
+    assert {"raw_items", "raw_users", "raw_events", "raw_impressions", "items", "users", "events", "impressions",
+            "loo_splits", "swing_pairs",
             "training_samples", "dataset_stats"} <= keys
     parents = lambda k: {p.to_user_string() for p in graph.get(dg.AssetKey.from_user_string(k)).parent_keys}  # noqa: E731
     assert parents("events") == {"raw_events", "items", "users"}
+    assert parents("impressions") == {"raw_impressions", "items", "users"}
     assert parents("loo_splits") == {"events"}
     assert parents("swing_pairs") == {"loo_splits"}
     assert parents("training_samples") == {"loo_splits", "users"}
@@ -34,7 +36,15 @@ def test_definitions_load_with_lineage():
     assert parents("query_rewrites") == {"events"}
     assert parents("user_instructions") == {"events", "items", "users"}
     assert "query_rewrites" in parents("pretrained_checkpoint")  # search samples train on the rewrites
-    assert parents("deployed_model") == {"pretrained_checkpoint"}
+    assert parents("deployed_model") == {"pretrained_checkpoint", "rl_checkpoint"}
+    assert parents("ranking_model") == {"impressions", "events", "users", "loo_splits", "sid_codebooks"}
+    assert parents("rl_checkpoint") == {"pretrained_checkpoint", "ranking_model", "query_rewrites",
+                                        "user_instructions"}
+    assert parents("rl_offline_eval") == {"rl_checkpoint", "offline_eval"}
+    assert parents("rl_ablation_report") == {"pretrained_checkpoint", "ranking_model"}
+    main = defs.resolve_job_def("main_job")
+    assert "rl_checkpoint" in {k.to_user_string() for k in main.asset_layer.executable_asset_keys} and \
+        "rl_ablation_report" not in {k.to_user_string() for k in main.asset_layer.executable_asset_keys}
     assert {"reasoning_job", "nearline_job"} <= {j.name for j in defs.resolve_all_job_defs()}
     assert defs.resolve_schedule_def("daily_reasoning_refresh").cron_schedule == "0 3 * * *"
     assert defs.resolve_sensor_def("nearline_instruction_sensor").job_name == "nearline_job"

@@ -30,7 +30,10 @@ def test_main_job_materializes_default_graph(spark, work_dir):
                           "offline_eval": {"config": {"beam": 20}},
                           "stp_instruction_table": {"config": {"max_triples": 2, "max_pairs": 2}},
                           "query_rewrites": {"config": {"max_queries": 3}},
-                          "user_instructions": {"config": {"max_users": 3}}}}
+                          "user_instructions": {"config": {"max_users": 3}},
+                          "ranking_model": {"config": {"epochs": 0.5}},
+                          "rl_checkpoint": {"config": {"steps": 3, "batch_size": 8, "group": 4}},
+                          "rl_offline_eval": {"config": {"beam": 20, "max_rows": 100}}}}
     instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def("main_job").execute_in_process(instance=instance, run_config=run_config)
     assert result.success
@@ -59,9 +62,19 @@ def test_main_job_materializes_default_graph(spark, work_dir):
     saved = json.loads((work_dir / "data" / "synthetic" / "models" / f"pretrained-{SID_VERSION}" /
                         "eval_test.json").read_text())
     assert saved["recall@10"] == eval_meta["recall_at_10"].value  # the file and the metadata agree
-    # the deployed model: chosen on validation, registered as oxyrec@champion, its bundle reproduces offline_eval
+    # post-training: the ranker's table, the RL run and its evaluation next to the pretrained model
+    assert "unified AUC" in mats["ranking_model"].materialization.metadata["table"].value
+    rl_meta = mats["rl_checkpoint"].materialization.metadata
+    assert rl_meta["steps"].value == 3 and "base64" in rl_meta["reward_and_hr"].value
+    rl_eval = mats["rl_offline_eval"].materialization.metadata
+    assert rl_eval["invalid_items"].value == 0 and rl_eval["evaluated"].value == 100
+    assert abs(rl_eval["delta/recall_at_10"].value) <= 1  # a difference of two recalls, both measured
+    # the deployed model: chosen on validation among pretrained and RL, registered as oxyrec@champion, its bundle
+    # reproduces offline_eval
     deployed = mats["deployed_model"].materialization.metadata
-    assert deployed["chosen"].value == "pretrained" and deployed["registered"].value.endswith("(alias champion)")
+    assert deployed["chosen"].value in ("pretrained", "rl")
+    assert deployed["registered"].value.endswith("(alias champion)")
+    assert set(deployed["choice"].value) == {"pretrained", "rl"}
     check = next(e for e in evaluations if e.check_name == "bundle_reproduces_offline_eval")
     assert check.metadata["checked_users"].value == 50 == check.metadata["same_top10"].value
     assert deployed["histories_written"].value == 300

@@ -118,10 +118,11 @@ def load_pretrained(paths: DataPaths, version: str, out_dir: Path | None = None)
     return model.eval(), cat, data, trie
 
 
-def offline_eval(paths: DataPaths, version: str, cfg: EvalConfig | None = None) -> dict:
-    """Evaluation metrics plus the training split's history repeat rate (what ``exclude_history`` can cost)."""
+def offline_eval(paths: DataPaths, version: str, cfg: EvalConfig | None = None, out_dir: Path | None = None) -> dict:
+    """Evaluation metrics plus the training split's history repeat rate (what ``exclude_history`` can cost) of
+    the generator in ``out_dir`` (default: the pretrained one of ``version``)."""
     cfg = cfg or EvalConfig()
-    model, cat, data, trie = load_pretrained(paths, version)
+    model, cat, data, trie = load_pretrained(paths, version, out_dir)
     result = evaluate(model, data, trie, cat.codes, split=cfg.split, beam=cfg.beam, max_rows=cfg.max_rows or None,
-                      exclude_history=cfg.exclude_history)
+                      exclude_history=cfg.exclude_history, ks=(1, 5, 10, 20))  # HR@1 for the RL comparison
     return {**result, "history_repeat_rate": history_repeat_rate(data)}

@@ -1,0 +1,1 @@
+"""Post-training: rollouts over the trie, group rewards, GRPO / GSPO / SA-GCPO, the RL checkpoint."""
