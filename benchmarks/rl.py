@@ -113,10 +113,13 @@ def main() -> None:
     ap.add_argument("--beauty-train-min", type=float, default=20.0)
     ap.add_argument("--beauty-budget-min", type=float, default=30.0)
     ap.add_argument("--skip-beauty", action="store_true")
+    ap.add_argument("--root", default=str(work_dir() / "bench" / "synthetic-rl"),
+                    help="synthetic shop root (reuses its data, SID V3 and pretrained model when present; "
+                         "benchmarks/instruction_effect.py builds the same default shop in bench/synthetic-serving)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     encoder = shared_text_encoder()
-    syn = synthetic_stage(work_dir() / "bench" / "synthetic-rl", args.pretrain_steps)
+    syn = synthetic_stage(Path(args.root), args.pretrain_steps)
     ranking = build_rankers(syn, "V3", RankerConfig(), encoder)
     print("ranking", json.dumps(ranking)[:2000], flush=True)
     lr, lr_scores = select_lr(syn, "V3", RLConfig(), args.steps)

@@ -62,7 +62,8 @@ def policy_loss(objective: str, logp: torch.Tensor, logp_old: torch.Tensor, adv:
         s = torch.exp((logp - logp_old).mean(-1))  # (B, G)
         obj = torch.minimum(s * adv, s.clamp(1 - clip, 1 + clip) * adv)
         clipped = (s * adv) > (s.clamp(1 - clip, 1 + clip) * adv)
-        stats = {"clipped_frac": float((clipped.float() * w).sum() / n), "ratio_mean": float((s * w).sum() / n)}
+        stats = {"clipped_frac": float((clipped.float() * w).sum() / n),
+                 "ratio_mean": float((s.detach() * w).sum() / n)}
     elif objective == "sa_gcpo":
         if positive is None:
             raise ValueError("sa_gcpo needs the positive/negative split (reward >= the target item's reward)")
@@ -70,7 +71,7 @@ def policy_loss(objective: str, logp: torch.Tensor, logp_old: torch.Tensor, adv:
         tau = torch.where(positive, torch.tensor(tau_pos), torch.tensor(tau_neg))
         obj = soft_gate(s, tau) * adv
         gated = gate_weight(s.detach(), tau) < 0.5
-        stats = {"gated_frac": float((gated.float() * w).sum() / n), "ratio_mean": float((s * w).sum() / n),
+        stats = {"gated_frac": float((gated.float() * w).sum() / n), "ratio_mean": float((s.detach() * w).sum() / n),
                  "positive_frac": float((positive.float() * w).sum() / n)}
     else:
         raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
