@@ -10,8 +10,8 @@ of per-user AUCs over users with both outcomes. Weights are saved as safetensors
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ..data.contract import SCENARIOS
 from ..io import atomic_dir, write_json, write_safetensors
 from ..model.data import Catalogue
+from ..model.optim import lr_lambda
 from .data import RankData
 from .model import TASKS, Features, ItemEmbedding, PointwiseRanker, RankerConfig, UnifiedRanker
 
@@ -42,15 +43,8 @@ def _loss(model, batch: dict, train_mask: torch.Tensor) -> torch.Tensor:
 
 
 def _warmup_cosine(steps: int):
-    """10% linear warm-up, then cosine to 0; defined for any number of steps, one included."""
-    warm = max(1, steps // 10)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, steps - warm))))
-
-    return factor
+    """10% linear warm-up, then cosine to 0 (the generator's schedule); defined for any number of steps."""
+    return lr_lambda(SimpleNamespace(warmup=max(1, steps // 10), steps=steps, min_lr_ratio=0.0))
 
 
 def fit(model, data: RankData, cfg: RankerConfig, request_filter: torch.Tensor | None = None,
