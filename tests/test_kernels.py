@@ -52,11 +52,17 @@ print("ok", len(cases))
 """
 
 
-def test_beam_step_triton_kernel_matches_the_pytorch_reference():
+def run_interpreted(script: str) -> str:
+    """``script`` in a fresh interpreter with ``TRITON_INTERPRET=1``; its last stdout line."""
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    out = subprocess.run([sys.executable, "-c", COMPARE_BEAM_STEP], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0 and out.stdout.strip() == "ok 5", out.stdout[-2000:] + out.stderr[-3000:]
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_beam_step_triton_kernel_matches_the_pytorch_reference():
+    assert run_interpreted(COMPARE_BEAM_STEP) == "ok 5"
 
 
 def test_beam_step_reference_by_hand():
@@ -78,3 +84,54 @@ def test_dispatcher_uses_the_reference_on_cpu():
     prefix, table = torch.zeros(2, 3, dtype=torch.long), torch.arange(5).view(1, 5)
     for a, b in zip(beam_step(logits, scores, prefix, table, 4), reference(logits, scores, prefix, table, 4)):
         assert torch.equal(a, b)
+
+
+COMPARE_HYBRID_ATTENTION = r"""
+import torch
+from kernels.pytorch.hybrid_attention import hybrid_attention as reference
+from kernels.triton.hybrid_attention import hybrid_attention as kernel
+
+torch.manual_seed(0)
+# (B, H, Tq, Tk, D, causal, n_prefix, q_len, k_len, block): encoder self-attention over padded histories,
+# causal decoder with the BOS + instruction prefix, cross-attention, a cached decoding step, an empty row
+cases = [(3, 2, 21, 21, 16, False, 0, [21, 21, 21], [21, 9, 1], 16),
+         (3, 2, 7, 7, 32, True, 2, [7, 5, 3], [7, 5, 3], 16),
+         (2, 4, 6, 40, 16, False, 0, [6, 4], [40, 17], 16),
+         (2, 2, 1, 9, 16, True, 2, [1, 1], [9, 4], 16),
+         (2, 2, 37, 37, 64, True, 3, [37, 0], [37, 0], 16),
+         (1, 1, 70, 70, 16, True, 1, [70], [70], 32)]
+for B, H, tq, tk, d, causal, n_prefix, ql, kl, block in cases:
+    q, k, v = torch.randn(B, H, tq, d), torch.randn(B, H, tk, d), torch.randn(B, H, tk, d)
+    q_len, k_len = torch.tensor(ql), torch.tensor(kl)
+    want = reference(q, k, v, q_len, k_len, causal, n_prefix)
+    got = kernel(q, k, v, q_len, k_len, causal, n_prefix, block_m=block, block_n=block)
+    err = (want - got).abs().max().item()
+    assert err < 1e-4, (B, H, tq, tk, d, causal, n_prefix, err)
+print("ok", len(cases))
+"""
+
+
+def test_hybrid_attention_triton_kernel_matches_the_pytorch_reference():
+    assert run_interpreted(COMPARE_HYBRID_ATTENTION) == "ok 6"
+
+
+def test_hybrid_attention_reference_follows_the_mask_rule():
+    import torch.nn.functional as F
+
+    from kernels.hybrid_attention import hybrid_attention
+    from kernels.pytorch.hybrid_attention import hybrid_mask
+
+    m = hybrid_mask(torch.tensor([4, 2]), torch.tensor([5, 3]), 4, 5, causal=True, n_prefix=2)[:, 0].int()
+    # row 0: 4 queries over 5 keys (one cached), prefix of 2 visible to all; row 1: 2 queries over 3 keys, padded
+    assert m[0].tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]
+    assert m[1].tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    torch.manual_seed(1)
+    q, k, v = torch.randn(2, 2, 4, 8), torch.randn(2, 2, 5, 8), torch.randn(2, 2, 5, 8)
+    out = hybrid_attention(q, k, v, torch.tensor([4, 2]), torch.tensor([5, 3]), causal=True, n_prefix=2)
+    full = F.scaled_dot_product_attention(q[:1], k[:1], v[:1], attn_mask=m[:1, None].bool())
+    assert torch.allclose(out[:1], full, atol=1e-5)  # rows with visible keys: plain masked attention
+    assert out[1, :, 2:].abs().max() == 0  # padded query rows: zeros, not NaN
+    # the generator's own attention path agrees: causal decoder self-attention with nothing padded
+    plain = F.scaled_dot_product_attention(q, k[:, :, :4], v[:, :, :4], is_causal=True)
+    mine = hybrid_attention(q, k[:, :, :4], v[:, :, :4], torch.tensor([4, 4]), torch.tensor([4, 4]), causal=True)
+    assert torch.allclose(plain, mine, atol=1e-5)
