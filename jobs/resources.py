@@ -3,11 +3,11 @@
 local (default): Spark local[*], an MLflow SQLite store and all artifacts in the
 project's work dir (``OXY_HOME``, default ``.oxy/``); the embedded llama.cpp LLM,
 an SQLite instruction store and a JSON-lines event log. Optional overrides come
-from the environment (``SPARK_MASTER``, ``OXY_LLM_BASE_URL``, ...) with defaults.
+from the environment (``OXY_SPARK_MASTER``, ``OXY_LLM_BASE_URL``, ...) with defaults.
 
 production: every setting is a ``dg.EnvVar`` left unresolved, so the UI shows
 which values come from the environment and a missing variable fails the launch
-with its name: ``SPARK_MASTER``, ``MLFLOW_TRACKING_URI``, ``OXY_STORAGE_ROOT``,
+with its name: ``OXY_SPARK_MASTER``, ``MLFLOW_TRACKING_URI``, ``OXY_STORAGE_ROOT``,
 ``OXY_LLM_BASE_URL``, ``OXY_LLM_MODEL``, ``OXY_LLM_API_KEY``, ``OXY_REDIS_URL``.
 
 Either way ``OXY_DATASET`` (synthetic | beauty | movielens100k | amazon2014raw)
@@ -39,13 +39,18 @@ def dataset_from_env() -> DatasetResource:
                            n_users=int(os.environ.get("OXY_SYNTHETIC_USERS", "2000")))
 
 
+def spark_master_from_env() -> str:
+    """``OXY_SPARK_MASTER`` (or the older ``SPARK_MASTER``): e.g. ``spark://127.0.0.1:7077``; default local[*]."""
+    return os.environ.get("OXY_SPARK_MASTER") or os.environ.get("SPARK_MASTER") or "local[*]"
+
+
 def resources_for(env: str | None = None, dataset: DatasetResource | None = None) -> dict:
     """The resource set of ``env``; ``dataset`` overrides the dataset chosen by the environment."""
     env = env or os.environ.get("OXY_ENV", "local")
     dataset = dataset or dataset_from_env()
     if env == "local":
         return {
-            "spark": SparkResource(master=os.environ.get("SPARK_MASTER", "local[*]")),
+            "spark": SparkResource(master=spark_master_from_env()),
             "paths": data_paths.configured({"root": str(work_dir())}),
             "mlflow_tracking": MlflowResource(tracking_uri=default_mlflow_uri()),
             "dataset": dataset,
@@ -57,7 +62,7 @@ def resources_for(env: str | None = None, dataset: DatasetResource | None = None
         }
     if env == "production":
         return {
-            "spark": SparkResource(master=dg.EnvVar("SPARK_MASTER"), driver_memory="8g", shuffle_partitions=200),
+            "spark": SparkResource(master=dg.EnvVar("OXY_SPARK_MASTER"), driver_memory="8g", shuffle_partitions=200),
             "paths": data_paths.configured({"root": {"env": "OXY_STORAGE_ROOT"}}),
             "mlflow_tracking": MlflowResource(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI")),
             "dataset": dataset,

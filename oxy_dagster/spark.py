@@ -1,8 +1,14 @@
-"""One SparkSession per run: local[*] by default, a master URL runs the same code on a cluster."""
+"""One SparkSession per run: local[*] by default, a master URL runs the same code on a cluster.
+
+On a cluster (``spark://``, ``yarn``, ``k8s://``) the executors run this interpreter's Python
+(``spark.pyspark.python``) and read and write the same paths as the driver, so the work dir
+(``OXY_HOME`` / ``OXY_STORAGE_ROOT``) must be storage every node sees (one machine, NFS, or an object store).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 
@@ -15,6 +21,7 @@ class SparkConfig:
     app_name: str = "oxyrec"
     driver_memory: str = "4g"
     shuffle_partitions: int = 8
+    executor_memory: str = "1g"
     extra_conf: dict[str, str] = field(default_factory=dict)
 
 
@@ -28,7 +35,6 @@ def get_spark(cfg: SparkConfig | None = None):
         return _SESSION
     cfg = cfg or SparkConfig()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python"))
     from pyspark.sql import SparkSession
 
     local_dir = os.environ.get("SPARK_LOCAL_DIRS") or tempfile.mkdtemp(prefix="oxy-spark-")
@@ -43,10 +49,14 @@ def get_spark(cfg: SparkConfig | None = None):
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.host", os.environ.get("OXY_SPARK_DRIVER_HOST", "127.0.0.1"))
         .config("spark.jars.ivy", os.path.join(tempfile.gettempdir(), "oxy-ivy"))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
+    # Python workers run this interpreter (the venv's), locally and on every executor.
+    builder = builder.config("spark.pyspark.python", os.environ.get("PYSPARK_PYTHON", sys.executable))
+    if not cfg.master.startswith("local"):
+        builder = builder.config("spark.executor.memory", cfg.executor_memory)
     for k, v in cfg.extra_conf.items():
         builder = builder.config(k, v)
     _SESSION = builder.getOrCreate()

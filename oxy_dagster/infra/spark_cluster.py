@@ -1,0 +1,126 @@
+"""A standalone Spark cluster on 127.0.0.1 (a master and N workers), started from pyspark's own ``spark-class``.
+
+``OXY_SPARK_MASTER=spark://127.0.0.1:<port>`` (or ``SparkResource(master=...)``) then runs the data stage on it.
+``python -m oxy_dagster.infra.spark_cluster --workers 2`` keeps one up until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..net import free_port, wait_for_port
+from ..settings import setting
+
+
+@dataclass
+class SparkClusterConfig:
+    workers: int = setting(2, "worker processes (each its own JVM)")
+    cores_per_worker: int = setting(1, "cores each worker offers to executors")
+    memory_per_worker: str = setting("2g", "memory each worker offers (>= spark.executor.memory, default 1g)")
+    start_timeout_s: float = setting(90.0, "seconds to wait for every worker to register as ALIVE")
+
+
+def spark_class() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent / "bin" / "spark-class"
+
+
+class StandaloneSparkCluster:
+    """Context manager: ``with StandaloneSparkCluster() as c: c.master_url``; logs go to ``log_dir``."""
+
+    def __init__(self, cfg: SparkClusterConfig | None = None, log_dir: str | Path | None = None):
+        self.cfg = cfg or SparkClusterConfig()
+        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="oxy-spark-cluster-"))
+        self.procs: list[subprocess.Popen] = []
+        self.port = free_port()
+        self.ui_port = free_port()
+        self.master_url = f"spark://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict:
+        import pyspark
+
+        return {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent), "SPARK_LOCAL_IP": "127.0.0.1",
+                "PYSPARK_PYTHON": sys.executable, "SPARK_NO_DAEMONIZE": "1"}
+
+    def _start(self, name: str, args: list[str]) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        # Own process group: stopping the cluster also stops the JVMs' children (executors).
+        self.procs.append(subprocess.Popen([str(spark_class()), *args], stdout=log, stderr=subprocess.STDOUT,
+                                           env=self._env(), start_new_session=True))
+
+    def status(self) -> dict:
+        """The master's JSON status page (workers, their state, cores, running applications)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=5) as r:
+            return json.loads(r.read())
+
+    def alive_workers(self) -> int:
+        try:
+            return sum(w.get("state") == "ALIVE" for w in self.status().get("workers", []))
+        except OSError:
+            return 0
+
+    def __enter__(self) -> StandaloneSparkCluster:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                               "--port", str(self.port), "--webui-port", str(self.ui_port)])
+        try:
+            if not wait_for_port(self.port, self.cfg.start_timeout_s):
+                raise RuntimeError(f"Spark master did not listen on {self.port}; see {self.log_dir / 'master.log'}")
+            for i in range(self.cfg.workers):
+                self._start(f"worker-{i}", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                                            "--cores", str(self.cfg.cores_per_worker),
+                                            "--memory", self.cfg.memory_per_worker, "--webui-port", str(free_port()),
+                                            "--work-dir", str(self.log_dir / f"work-{i}"), self.master_url])
+            deadline = time.monotonic() + self.cfg.start_timeout_s
+            while self.alive_workers() < self.cfg.workers:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.alive_workers()}/{self.cfg.workers} Spark workers registered in "
+                                       f"{self.cfg.start_timeout_s:.0f} s; logs in {self.log_dir}")
+                time.sleep(0.5)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        self.procs.clear()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    with StandaloneSparkCluster(SparkClusterConfig(workers=args.workers)) as c:
+        print(f"OXY_SPARK_MASTER={c.master_url}  (master UI http://127.0.0.1:{c.ui_port}; logs {c.log_dir})",
+              flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
