@@ -3,12 +3,13 @@
 The event source is append-only: a local JSON-lines log (the embedded default,
 cursor = byte offset) or a Redis stream (production, cursor = stream id).
 ``process_nearline`` reads from the store's committed cursor, consumes events
-up to the first one whose window is still open, regenerates one instruction per
-(user, closed window) from that window's high-value events (search, cart,
-purchase), writes them in one store batch and only then commits the cursor.
-A crash between the write and the commit replays the same windows: the LLM
-cache returns the same answers and the store upserts (user, window), so nothing
-is lost and nothing is duplicated.
+up to the first one whose window is still open, and regenerates one instruction
+per (user, closed window) from that window's high-value events (search, cart,
+purchase), in batches of windows: each batch's instructions and the cursor after
+it are written in one store transaction. A crash (of the pass or of the store)
+loses at most the batch in flight, which the next pass redoes: the LLM cache
+returns the same answers and the store upserts (user, window), so nothing is
+lost and nothing is duplicated.
 """
 
 from __future__ import annotations
@@ -91,10 +92,37 @@ def closed_prefix(entries: list[tuple[str, dict]], now: float, window_s: int) ->
 
 
 def process_nearline(source, store, llm, encoder, titles: dict | None = None, now: float | None = None,
-                     window_s: int = 300, version: str = "cri-nearline-v1") -> dict:
+                     window_s: int = 300, version: str = "cri-nearline-v1", batch_windows: int = 64) -> dict:
+    """Consume every closed window after the committed cursor, in batches of about ``batch_windows`` windows;
+    each batch's instructions and the cursor after it are written in one transaction."""
     cursor, entries = _ready(source, store, now, window_s)
-    if not entries:
-        return {"events": 0, "windows": 0, "written": 0, "failed": 0, "cursor": cursor}
+    totals = {"events": 0, "windows": 0, "written": 0, "failed": 0, "cursor": cursor, "latencies_s": []}
+    for batch in _batches(entries, window_s, batch_windows):
+        out = _process_batch(batch, store, llm, encoder, titles, window_s, version)
+        if out.get("retry"):  # the LLM is down or only returned garbage: keep the cursor, retry next time
+            return {**totals, "windows": totals["windows"] + out["windows"], "failed": totals["failed"] + out["failed"],
+                    "retry": True}
+        for k in ("events", "windows", "written", "failed", "latencies_s"):
+            totals[k] += out[k]
+        totals["cursor"] = out["cursor"]
+    return totals
+
+
+def _batches(entries: list[tuple[str, dict]], window_s: int, batch_windows: int):
+    """Consecutive runs of entries, cut only where the window changes, each with >= ``batch_windows`` windows
+    (the last may have fewer), so one (user, window) is never split between two commits of in-order events."""
+    start, seen = 0, set()
+    for i, (_, e) in enumerate(entries):
+        w = int(e["ts"] // window_s)
+        if len(seen) >= batch_windows and w not in seen:
+            yield entries[start:i]
+            start, seen = i, set()
+        seen.add(w)
+    if start < len(entries):
+        yield entries[start:]
+
+
+def _process_batch(entries, store, llm, encoder, titles, window_s: int, version: str) -> dict:
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for _, e in entries:
         if is_high_value(e):
@@ -108,16 +136,13 @@ def process_nearline(source, store, llm, encoder, titles: dict | None = None, no
         prompts.append(intent_prompt([], evs))
     answers = llm.complete_many(prompts) if prompts else []
     ok = [(k, a) for k, a in zip(keys, answers) if a]
-    if prompts and not ok:  # the LLM is down or only returned garbage: keep the cursor, retry next time
-        return {"events": 0, "windows": len(keys), "written": 0, "failed": len(keys), "cursor": cursor,
-                "retry": True}
+    if prompts and not ok:
+        return {"windows": len(keys), "failed": len(keys), "retry": True}
     vectors = encoder.encode([a["instruction"] for _, a in ok], progress=False) if ok else np.zeros((0, 384))
     written_at = time.time()
     records = [InstructionRecord(u, a["instruction"], a["reason"], v.astype(np.float32), version, written_at,
                                  "nearline", window=w) for ((u, w), a), v in zip(ok, vectors)]
-    if records:
-        store.put_many(records)  # one atomic batch
-    store.set_cursor(CURSOR, entries[-1][0])
+    store.put_many(records, cursor=(CURSOR, entries[-1][0]))  # the windows and the cursor after them, atomically
     lat = [written_at - e.get("arrived", e["ts"]) for _, e in entries if is_high_value(e)]
     return {"events": len(entries), "windows": len(keys), "written": len(records), "failed": len(keys) - len(ok),
             "cursor": entries[-1][0], "latencies_s": lat}
@@ -150,11 +175,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--llm-cache", default="")
     ap.add_argument("--now", type=float, default=None)
     ap.add_argument("--window-s", type=int, default=300)
+    ap.add_argument("--batch-windows", type=int, default=64, help="windows per atomic commit")
     args = ap.parse_args(argv)
     llm = InstructionLLM(LLMConfig(base_url=args.llm_base_url, cache_path=args.llm_cache, timeout_s=180))
     store = make_store(args.store)
     stats = process_nearline(make_event_source(args.events), store, llm, shared_text_encoder(), now=args.now,
-                             window_s=args.window_s)
+                             window_s=args.window_s, batch_windows=args.batch_windows)
     stats.pop("latencies_s", None)
     print(json.dumps(stats))
     return stats

@@ -5,7 +5,8 @@
 (instruction, reason, float32 vector, version, timestamp, source) and, for the
 near-line path, one entry per (user, 5-minute window) so a replayed window
 overwrites itself instead of adding a duplicate; plus named cursors. A batch of
-records is written atomically (one SQLite transaction / one Redis MULTI).
+records, with the cursor that follows it, is written atomically (one SQLite
+transaction / one Redis MULTI).
 
 The same store keeps each user's recent behaviour history (item ids and behaviours,
 oldest first), which the pipeline writes (``deployed_model``) and the recommendation
@@ -54,9 +55,12 @@ class SqliteStore:
             CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS histories (user_id TEXT PRIMARY KEY, events TEXT NOT NULL);""")
 
-    def put_many(self, records: list[InstructionRecord]) -> None:
+    def put_many(self, records: list[InstructionRecord], cursor: tuple[str, str] | None = None) -> None:
+        """Write ``records`` (and commit ``cursor`` = (name, value)) in one transaction."""
         with self.db:  # one transaction
             self.db.execute("BEGIN")
+            if cursor is not None:
+                self.db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", cursor)
             for r in records:
                 meta = json.dumps(r.meta())
                 self.db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?, ?)",
@@ -106,8 +110,11 @@ class RedisStore:
         self.r = redis.Redis.from_url(url)
         self.p = prefix
 
-    def put_many(self, records: list[InstructionRecord]) -> None:
-        pipe = self.r.pipeline(transaction=True)  # MULTI ... EXEC: all or nothing
+    def put_many(self, records: list[InstructionRecord], cursor: tuple[str, str] | None = None) -> None:
+        """Write ``records`` (and commit ``cursor`` = (name, value)) in one MULTI ... EXEC: all or nothing."""
+        pipe = self.r.pipeline(transaction=True)
+        if cursor is not None:
+            pipe.set(f"{self.p}:cursor:{cursor[0]}", cursor[1])
         for rec in records:
             meta = json.dumps(rec.meta())
             pipe.hset(f"{self.p}:instr:{rec.user_id}", mapping={
