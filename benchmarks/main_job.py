@@ -46,8 +46,8 @@ def main() -> None:
                "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
         env.pop("OXY_DATASET", None)  # the embedded default data
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "dagster", "job", "execute", "-m", "jobs.definitions",
-                               "-j", "main_job"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+        proc = subprocess.run([str(Path(sys.executable).parent / "dg"), "launch", "-m", "jobs.definitions",
+                               "--job", "main_job"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
     log = proc.stdout + proc.stderr
     if proc.returncode != 0 or "RUN_SUCCESS" not in log:

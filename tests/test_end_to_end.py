@@ -1,27 +1,24 @@
-"""End to end: the default graph materializes; the webserver launches a run through GraphQL."""
+"""End to end: the default graph materializes; the Dagster and MLflow UIs show it in a real browser."""
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 import mlflow
 import pytest
-import requests
 
 from oxy_dagster.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
-def test_main_job_materializes_default_graph(spark, work_dir):
+@pytest.fixture(scope="module")
+def default_graph(spark, work_dir, tmp_path_factory):
+    """main_job on the default synthetic shop (short training settings), recorded in a persistent SQLite instance
+    that the browser test then opens in the Dagster UI: (defs, instance, result, dagster_home)."""
     from assets.resources import DatasetResource
-    from jobs.definitions import SID_VERSION, make_definitions
+    from jobs.definitions import make_definitions
     from jobs.resources import resources_for
 
     defs = make_definitions(resources_for("local", dataset=DatasetResource(kind="synthetic", n_users=300)))
@@ -34,8 +31,18 @@ def test_main_job_materializes_default_graph(spark, work_dir):
                           "ranking_model": {"config": {"epochs": 0.5}},
                           "rl_checkpoint": {"config": {"steps": 3, "batch_size": 8, "group": 4}},
                           "rl_offline_eval": {"config": {"beam": 20, "max_rows": 100}}}}
-    instance = dg.DagsterInstance.ephemeral()
-    result = defs.resolve_job_def("main_job").execute_in_process(instance=instance, run_config=run_config)
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = defs.resolve_job_def("main_job").execute_in_process(instance=instance, run_config=run_config)
+        yield defs, instance, result, home
+
+
+@pytest.mark.slow
+def test_main_job_materializes_default_graph(default_graph, work_dir):
+    from jobs.definitions import SID_VERSION
+
+    defs, instance, result, _ = default_graph
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) >= 8 and all(e.passed for e in evaluations), [
@@ -110,82 +117,53 @@ def test_main_job_materializes_default_graph(spark, work_dir):
         [("sid_codebooks", "V2")]
 
 
-def _graphql(url, query, variables=None):
-    r = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
-    r.raise_for_status()
-    body = r.json()
-    assert "errors" not in body, body
-    return body["data"]
-
-
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
-STATUS = "query S($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
-AUTOMATION = """
-query A($repo: RepositorySelector!) {
-  sensorsOrError(repositorySelector: $repo) { ... on Sensors { results { name } } }
-  schedulesOrError(repositorySelector: $repo) { ... on Schedules { results { name cronSchedule } } }
-}"""
+DESIGN_CARD = ("item_embeddings", "sid_codebooks", "stp_instruction_table", "user_instructions",
+               "pretrained_checkpoint", "rl_checkpoint", "deployed_model")
 
 
 @pytest.mark.slow
-def test_webserver_launches_a_run_through_graphql(tmp_path):
+def test_the_uis_in_a_real_browser(default_graph, work_dir):
+    """Debian's headless Chromium on the Dagster UI (webserver + daemon over the instance main_job wrote) and on the
+    MLflow UI: lineage of the design-card assets, a materialization launched by clicking, the sensor and schedule
+    pages, a plot in an asset's metadata, the V1-V4 SID comparison. Screenshots go to the test artifacts."""
+    from oxy_dagster.infra.process import ManagedProcess, mlflow_server, venv_bin
+    from oxy_dagster.infra.ui_checks import DagsterUIChecks, Page, browser, chromium_paths, mlflow_compare_check
+
+    if chromium_paths() is None:
+        if os.environ.get("OXY_REQUIRE_SERVERS") == "1":
+            pytest.fail("chromium / chromedriver are not installed (apt-get install -y chromium chromium-driver)")
+        pytest.skip("chromium / chromedriver are not installed")
+    defs, _, result, home = default_graph
+    graph = defs.resolve_asset_graph()
+    lineage = {a: [k.to_user_string() for k in graph.get(dg.AssetKey(a)).parent_keys] for a in DESIGN_CARD}
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    sid_exp = client.get_experiment_by_name("oxyrec-sid").experiment_id
+    sid_runs = {r.info.run_name: r.info.run_id for r in client.search_runs(
+        [sid_exp], f"tags.dagster_run_id = '{result.run_id}'") if "sid_codebooks" in r.info.run_name}
+    shots = Path(os.environ.get("OXY_TEST_ARTIFACTS", ROOT / ".oxy" / "test-artifacts")) / "ui"
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "OXY_HOME": str(tmp_path / "oxy"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "OXY_SYNTHETIC_USERS": "150"}
-    Path(env["DAGSTER_HOME"]).mkdir()
-    Path(env["DAGSTER_HOME"], "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    log = open(tmp_path / "dagster_dev.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
-                             "-w", "workspace.yaml"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # own process group: SIGTERM reaches webserver + daemon
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if requests.get(f"{url}/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, (tmp_path / "dagster_dev.log").read_text()[-3000:]
-            time.sleep(1)
-        else:
-            pytest.fail("dagster dev did not answer /server_info in 120 s")
-        params = {"selector": {"repositoryLocationName": "jobs.definitions", "repositoryName": "__repository__",
-                               "jobName": "data_job"}, "runConfigData": {}}
-        for _ in range(30):  # the code location may still be loading
-            launched = _graphql(url, LAUNCH, {"params": params})["launchRun"]
-            if launched["__typename"] == "LaunchRunSuccess":
-                break
-            time.sleep(2)
-        assert launched["__typename"] == "LaunchRunSuccess", json.dumps(launched)
-        repo = {"repositoryLocationName": "jobs.definitions", "repositoryName": "__repository__"}
-        auto = _graphql(url, AUTOMATION, {"repo": repo})  # the near-line sensor and daily schedule are in the UI
-        assert [x["name"] for x in auto["sensorsOrError"]["results"]] == ["nearline_instruction_sensor"]
-        assert auto["schedulesOrError"]["results"] == [{"name": "daily_reasoning_refresh", "cronSchedule": "0 3 * * *"}]
-        run_id = launched["run"]["runId"]
-        deadline, status = time.time() + 420, None
-        while time.time() < deadline:
-            status = _graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
-            if status in ("SUCCESS", "FAILURE", "CANCELED"):
-                break
-            time.sleep(3)
-        assert status == "SUCCESS", (tmp_path / "dagster_dev.log").read_text()[-3000:]
-        assert (tmp_path / "oxy" / "data" / "synthetic" / "samples" / "_schema.json").exists()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "OXY_SYNTHETIC_USERS": "300"}
+    web = ManagedProcess([venv_bin("dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                         work_dir / "webserver.log", env=env, cwd=ROOT, port=port)
+    daemon = ManagedProcess([venv_bin("dagster-daemon"), "run", "-w", "workspace.yaml"], work_dir / "daemon.log",
+                            env=env, cwd=ROOT)
+    with web, daemon, mlflow_server(os.environ["MLFLOW_TRACKING_URI"], work_dir / "mlflow-artifacts",
+                                    work_dir / "mlflow-server.log") as ml:
+        driver = browser()
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-    assert proc.returncode is not None
+            page = Page(driver, shots)
+            ui = DagsterUIChecks(page, f"http://127.0.0.1:{port}")
+            ui.dismiss_popups()
+            checks = [ui.asset_graph(["data", "sid", "generator", "post_training", "serving", "reasoning"]),
+                      ui.lineage(lineage),
+                      ui.materialize_by_click("dataset_stats"),
+                      ui.metadata_plot("dataset_stats", "overview"),
+                      ui.automation("sensor", "nearline_instruction_sensor", ["nearline_job"]),
+                      ui.automation("schedule", "daily_reasoning_refresh", ["reasoning_job", "0 3 * * *"]),
+                      mlflow_compare_check(page, ml.url, sid_exp, sid_runs, ["coverage_l1", "balance_p25"])]
+        finally:
+            driver.quit()
+    (shots / "checks.json").write_text(json.dumps([c.__dict__ for c in checks], indent=1))
+    assert len(sid_runs) == 4
+    assert all(c.passed for c in checks), [(c.name, c.detail) for c in checks if not c.passed]
+    assert all(Path(c.screenshot).stat().st_size > 10_000 for c in checks)
