@@ -80,12 +80,27 @@ class MlflowResource(dg.ConfigurableResource):
         import mlflow
 
         mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_experiment(f"{self.experiment_prefix}-{stage}")
-        tags = {"dagster_run_id": context.run.run_id, "dagster_job": context.run.job_name or "", "stage": stage}
+        exp = mlflow.set_experiment(f"{self.experiment_prefix}-{stage}")
+        root = context.run.root_run_id or context.run.run_id
+        tags = {"dagster_run_id": context.run.run_id, "dagster_root_run_id": root,
+                "dagster_job": context.run.job_name or "", "stage": stage}
+        _fail_orphans(exp.experiment_id, root, run_name)
         with mlflow.start_run(run_name=run_name, tags=tags) as run:  # an exception marks the run FAILED
             if params:
                 mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             yield TrackedRun(run)
+
+
+def _fail_orphans(experiment_id: str, root_run_id: str, run_name: str) -> None:
+    """An earlier attempt of this Dagster run killed outright (SIGKILL, lost node) left its MLflow run RUNNING:
+    the retry marks it FAILED before it starts its own."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for r in client.search_runs([experiment_id], f"tags.dagster_root_run_id = '{root_run_id}' and "
+                                                 f"attributes.status = 'RUNNING' and "
+                                                 f"attributes.run_name = '{run_name}'"):
+        client.set_terminated(r.info.run_id, "FAILED")
 
 
 class LLMResource(dg.ConfigurableResource):
