@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import write_result
-from oxy_dagster.net import local_redis
+from oxy_dagster.infra.redis_server import RedisServer
 from oxy_dagster.reasoning.llm import InstructionLLM, LLMConfig
 from oxy_dagster.reasoning.nearline import FileEventLog, process_nearline
 from oxy_dagster.reasoning.prompts import intent_prompt
@@ -107,7 +107,8 @@ def main() -> None:
     ap.add_argument("--reads", type=int, default=5_000)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="oxy-instr-bench-"))
-    with local_redis() as redis_url:
+    with RedisServer(appendonly=False) as redis_server:
+        redis_url = redis_server.url
         reads = {"redis": store_reads(redis_url, args.users, args.reads),
                  "embedded": store_reads(f"sqlite:///{work / 'read.db'}", args.users, args.reads)}
     with LocalLLMServer(n_threads=2) as server:

@@ -44,15 +44,15 @@ def datasets_dir() -> Path:
 @pytest.fixture(scope="session")
 def redis_url():
     """A real redis-server on a free loopback port (installed by .ci/run with apt), stopped by its PID."""
-    from oxy_dagster.net import local_redis
+    from oxy_dagster.infra.redis_server import RedisServer
 
     exe = shutil.which("redis-server")
     if exe is None:
         if os.environ.get("OXY_REQUIRE_REDIS") == "1":
             pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
         pytest.skip("redis-server is not installed")
-    with local_redis(exe) as url:
-        yield url
+    with RedisServer(appendonly=False, exe=exe) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..reasoning.nearline import make_event_source
 from ..reasoning.store import make_store
-from .redis_server import PersistentRedis
+from .redis_server import RedisServer
 
 WINDOW_S = 300
 T0 = 1_764_000_000 // WINDOW_S * WINDOW_S
@@ -51,7 +51,7 @@ def redis_kill_drill(llm_base_url: str, work: str | Path, users: int = 3, window
     work = Path(work)
     expected = users * windows
     now = T0 + (windows + 1) * WINDOW_S
-    with PersistentRedis(work / "redis") as server:
+    with RedisServer(work / "redis") as server:
         make_event_source(server.url).append(drill_events(users, windows))
         first = _pass(server.url, llm_base_url, work / "llm.sqlite", now)
         deadline, seen = time.monotonic() + timeout_s, set()

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,8 +17,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..net import free_port, wait_for_port
+from ..net import free_port
 from ..settings import setting
+from .process import ManagedProcess
 
 
 @dataclass
@@ -42,7 +42,7 @@ class StandaloneSparkCluster:
     def __init__(self, cfg: SparkClusterConfig | None = None, log_dir: str | Path | None = None):
         self.cfg = cfg or SparkClusterConfig()
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="oxy-spark-cluster-"))
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[ManagedProcess] = []
         self.port = free_port()
         self.ui_port = free_port()
         self.master_url = f"spark://127.0.0.1:{self.port}"
@@ -53,11 +53,10 @@ class StandaloneSparkCluster:
         return {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent), "SPARK_LOCAL_IP": "127.0.0.1",
                 "PYSPARK_PYTHON": sys.executable, "SPARK_NO_DAEMONIZE": "1"}
 
-    def _start(self, name: str, args: list[str]) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")
-        # Own process group: stopping the cluster also stops the JVMs' children (executors).
-        self.procs.append(subprocess.Popen([str(spark_class()), *args], stdout=log, stderr=subprocess.STDOUT,
-                                           env=self._env(), start_new_session=True))
+    def _start(self, name: str, args: list[str], port: int | None = None) -> None:
+        # Each JVM in its own process group: stopping the cluster also stops its children (executors).
+        self.procs.append(ManagedProcess([str(spark_class()), *args], self.log_dir / f"{name}.log", env=self._env(),
+                                         port=port, ready_timeout_s=self.cfg.start_timeout_s).start())
 
     def status(self) -> dict:
         """The master's JSON status page (workers, their state, cores, running applications)."""
@@ -72,11 +71,9 @@ class StandaloneSparkCluster:
 
     def __enter__(self) -> StandaloneSparkCluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                               "--port", str(self.port), "--webui-port", str(self.ui_port)])
         try:
-            if not wait_for_port(self.port, self.cfg.start_timeout_s):
-                raise RuntimeError(f"Spark master did not listen on {self.port}; see {self.log_dir / 'master.log'}")
+            self._start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                                   "--port", str(self.port), "--webui-port", str(self.ui_port)], port=self.port)
             for i in range(self.cfg.workers):
                 self._start(f"worker-{i}", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
                                             "--cores", str(self.cfg.cores_per_worker),
@@ -94,15 +91,8 @@ class StandaloneSparkCluster:
         return self
 
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        for p in reversed(self.procs):  # workers first, then the master
+            p.stop()
         self.procs.clear()
 
     def __exit__(self, *exc) -> None:
