@@ -113,11 +113,17 @@ class TrainConfig:
     moe: str = setting("native", "MoE presets under DeepSpeed: native replicates experts; deepspeed splits them "
                                  "over expert_parallel ranks (ZeRO 0-2)")
     expert_parallel: int = setting(0, "ranks sharing one copy of the experts (0: the world size)")
+    processes: int = setting(1, "training processes; > 1: started by torchrun as a subprocess (gloo on CPU, "
+                                "NCCL on GPU), the global batch split between them")
 
     def schedule_key(self) -> dict:
-        """The fields that decide the trajectory: a checkpoint from other values cannot be resumed."""
+        """The fields that decide the trajectory: a checkpoint from other values cannot be resumed.
+
+        Process count and ZeRO stage are not among them: a DeepSpeed checkpoint resumes on another world size
+        or stage (``zero.py``) with the same maths."""
         return {k: v for k, v in asdict(self).items() if k not in ("ckpt_every", "log_every", "peak_flops",
-                                                                 "max_wall_s")}
+                                                                 "max_wall_s", "processes",
+                                                                 "zero_stage")}
 
 
 @dataclass

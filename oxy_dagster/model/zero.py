@@ -11,8 +11,17 @@
   rank 0), one ``optimizer-rank<r>.safetensors`` + ``.json`` per rank (every
   tensor of that rank's ZeRO optimizer partition, the rest of its state dict as
   JSON; DeepSpeed-internal objects such as the loss scaler are taken from the
-  live optimizer on load) and ``state.json``. It is assembled in a temporary
-  directory and renamed by rank 0 after a barrier, like the plain engine's.
+  live optimizer on load), ``optimizer-full.safetensors`` (the same state
+  gathered per parameter: fp32 master weight, ``exp_avg``, ``exp_avg_sq``, and
+  Adam's step; written by rank 0) and ``state.json``. It is assembled in a
+  temporary directory and renamed by rank 0 after a barrier, like the plain
+  engine's.
+* Resume on the same world size and stage restores each rank's partition as it
+  was. On another world size or ZeRO stage (2 processes -> 1, 1 -> 2, stage 1 ->
+  3) every rank reads the per-parameter file and keeps its own new partition of
+  it (``_load_resharded``): the trajectory continues from the same weights and
+  moments; only the dropout streams differ. Expert-parallel checkpoints resume
+  on their own layout only.
 """
 
 from __future__ import annotations
@@ -80,6 +89,90 @@ def init_process_group() -> tuple[int, int]:
         deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+ADAM_KEYS = ("exp_avg", "exp_avg_sq")
+
+
+def _full_hp(p: torch.nn.Parameter, opt, key: str | None = None) -> torch.Tensor:
+    """The whole fp32 master weight (``key=None``) or optimizer state of ``p``, gathered from the ZeRO partitions
+    (a collective), or read from the plain optimizer under stage 0 in fp32."""
+    if hasattr(p, "ds_id") or hasattr(p, "_hp_mapping"):
+        from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
+
+        return safe_get_full_optimizer_state(p, key) if key else safe_get_full_fp32_param(p)
+    if key is None:
+        return p.detach()
+    state = opt.state.get(p, {})
+    return state[key] if key in state else torch.zeros_like(p, dtype=torch.float32)
+
+
+def _set_full_hp(p: torch.nn.Parameter, opt, value: torch.Tensor, key: str | None = None) -> None:
+    """Store the whole ``value`` as ``p``'s master weight / optimizer state; each rank keeps its own partition."""
+    if hasattr(p, "ds_id") or hasattr(p, "_hp_mapping"):
+        from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
+
+        if key:
+            safe_set_full_optimizer_state(p, value, key)
+        else:
+            safe_set_full_fp32_param(p, value)
+    elif key is not None:
+        opt.state[p][key] = value.to(p.dtype).clone()
+
+
+def _adam_state_for(inner, flat: torch.Tensor) -> dict:
+    """The Adam state of one flat fp32 partition, created as AdamW would start it (zeros, step 0) if missing."""
+    state = inner.state[flat]
+    if "exp_avg" not in state:
+        state.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(flat), exp_avg_sq=torch.zeros_like(flat))
+    return state
+
+
+def _link_optimizer_fragments(opt) -> None:
+    """Make the ``safe_*`` accessors work on an engine at any point, even before its first step.
+
+    ZeRO 1-2 and the bf16 optimizer: DeepSpeed (0.18) links a parameter's ``_hp_mapping`` to its Adam-state
+    fragments lazily after the first optimizer step, and then only where a state exists: the first parameter
+    group's (the later groups step afterwards). ZeRO-3 reads the flat partitions' states directly, which do
+    not exist before the first step either. Here every partition gets its state and every group is linked.
+    """
+    inner = getattr(opt, "optimizer", None)
+    if inner is None:
+        return
+    if hasattr(opt, "fp32_partitioned_groups_flat"):  # ZeRO-3
+        for flat in opt.fp32_partitioned_groups_flat:
+            _adam_state_for(inner, flat)
+        return
+    lp_groups = getattr(opt, "bit16_groups", None) or getattr(opt, "bf16_groups", None)
+    flats = getattr(opt, "single_partition_of_fp32_groups", None) or getattr(opt, "fp32_groups_flat_partition", None)
+    if not lp_groups or flats is None:
+        return
+    from deepspeed.utils import lazy_init_hp_params_optimizer_state
+
+    for lp, flat in zip(lp_groups, flats):
+        _adam_state_for(inner, flat)
+        lazy_init_hp_params_optimizer_state(lp, flat, inner.state)
+
+
+def _inner_optimizer(opt):
+    """The torch optimizer under DeepSpeed's ZeRO / bf16 wrapper (the client optimizer itself at stage 0)."""
+    return getattr(opt, "optimizer", opt)
+
+
+def _adam_step(opt) -> float:
+    for st in _inner_optimizer(opt).state.values():
+        if "step" in st:
+            return float(st["step"])
+    return 0.0
+
+
+def _set_adam_step(opt, step: float) -> None:
+    inner = _inner_optimizer(opt)
+    targets = list(inner.state.values())
+    if not targets:  # stage 0 before its first step: the plain optimizer's per-parameter states
+        targets = [inner.state[p] for group in inner.param_groups for p in group["params"]]
+    for st in targets:
+        st["step"] = torch.tensor(step) if torch.is_tensor(st.get("step", torch.tensor(0.0))) else step
 
 
 def _flatten(obj, path: str, tensors: dict):
@@ -215,12 +308,15 @@ class DeepSpeedEngine:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         dist.barrier()
+        full = self._full_optimizer_state()  # a collective under ZeRO 1-3: every rank takes part
         tensors: dict = {"rng.torch": torch.get_rng_state()}
         skeleton = _flatten(self.opt.state_dict(), "", tensors)
         save_file(tensors, str(tmp / f"optimizer-rank{self.rank}.safetensors"))
         (tmp / f"optimizer-rank{self.rank}.json").write_text(json.dumps(skeleton))
         if self.rank == 0:
             save_file(weights, str(tmp / "model.safetensors"))
+            if full:
+                save_file(full, str(tmp / "optimizer-full.safetensors"))
             state = {"step": step, "engine": "deepspeed", "zero_stage": self.zero_stage, "world_size": self.world,
                      "expert_parallel": self.expert_parallel,
                      "scheduler": self.sched.state_dict(), **extra}
@@ -232,14 +328,55 @@ class DeepSpeedEngine:
         dist.barrier()
         return final
 
+    def _full_optimizer_state(self) -> dict:
+        """Per parameter: fp32 master weight and Adam moments, un-partitioned (the world-size-free layout)."""
+        if self.expert_parallel:
+            return {}
+        _link_optimizer_fragments(self.opt)
+        out = {}
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                out[f"fp32/{name}"] = _full_hp(p, self.opt).float().cpu().contiguous()
+                for key in ADAM_KEYS:
+                    out[f"{key}/{name}"] = _full_hp(p, self.opt, key).float().cpu().contiguous()
+        out["step"] = torch.tensor(float(_adam_step(self.opt)))
+        return out
+
+    def _load_resharded(self, ckpt: Path, saved_world: int) -> None:
+        """Weights and moments from ``optimizer-full.safetensors``, each rank keeping its own partition."""
+        path = ckpt / "optimizer-full.safetensors"
+        if self.expert_parallel or not path.exists():
+            raise ValueError(f"{ckpt} has no per-parameter optimizer file (an expert-parallel or older checkpoint): "
+                             "it resumes only with the world size and ZeRO stage that wrote it")
+        full = load_file(str(path))
+        import deepspeed
+
+        with (deepspeed.zero.GatheredParameters(list(self.model.parameters()), modifier_rank=0)
+              if self.zero_stage == 3 else contextlib.nullcontext()):  # the working weights (rank 0's, broadcast)
+            for name, p in self.model.named_parameters():
+                if p.requires_grad:
+                    p.data.copy_(full[f"fp32/{name}"].to(p.device, p.dtype))
+        _link_optimizer_fragments(self.opt)
+        for name, p in self.model.named_parameters():  # the fp32 master weights and moments, partitioned anew
+            if p.requires_grad:
+                _set_full_hp(p, self.opt, full[f"fp32/{name}"].to(self.device))
+                for key in ADAM_KEYS:
+                    _set_full_hp(p, self.opt, full[f"{key}/{name}"].to(self.device), key)
+        _set_adam_step(self.opt, float(full["step"]))
+        rng = load_file(str(ckpt / f"optimizer-rank{min(self.rank, saved_world - 1)}.safetensors"))["rng.torch"]
+        torch.set_rng_state(rng)
+
     @_in_launcher_env
     def load(self, ckpt: Path) -> dict:
         state = json.loads((ckpt / "state.json").read_text())
-        if state.get("world_size") != self.world or state.get("zero_stage") != self.zero_stage or \
-                state.get("expert_parallel", 0) != self.expert_parallel:
-            raise ValueError(f"{ckpt} was written by {state.get('world_size')} process(es) at ZeRO stage "
-                             f"{state.get('zero_stage')}, expert parallel {state.get('expert_parallel', 0)}; this "
-                             f"run has {self.world} at stage {self.zero_stage}, expert parallel {self.expert_parallel}")
+        if state.get("expert_parallel", 0) != self.expert_parallel:
+            raise ValueError(f"{ckpt} was written with expert parallel {state.get('expert_parallel', 0)} over "
+                             f"{state.get('world_size')} process(es); this run has expert parallel "
+                             f"{self.expert_parallel} over {self.world}")
+        if state.get("world_size") != self.world or state.get("zero_stage") != self.zero_stage:
+            self._load_resharded(ckpt, int(state.get("world_size", 1)))
+            self.sched.load_state_dict(state["scheduler"])
+            return state
         weights = load_file(str(ckpt / "model.safetensors"))
         if self.zero_stage == 3:
             import deepspeed
