@@ -33,9 +33,13 @@ def generator_assets(sid_version: str) -> list[dg.AssetsDefinition]:
         choice, tcfg = build(ModelChoice, config), build(TrainConfig, config)
         params = {"sid_version": sid_version, **config.model_dump()}
         with mlflow_tracking.run(context, "pretrain", f"pretrain-{sid_version}-{dataset.name}", params) as run:
-            info = build_pretrained(paths, sid_version, choice.size, tcfg,
-                                    log=lambda rec: run.metrics({k: v for k, v in rec.items() if k != "step"},
-                                                                step=rec["step"], to_metadata=False),
+            def log(rec: dict) -> None:  # every logged step: MLflow metrics and a progress line in the run's log
+                run.metrics({k: v for k, v in rec.items() if k != "step"}, step=rec["step"], to_metadata=False)
+                context.log.info(f"step {rec['step']}/{tcfg.steps}: loss {rec['loss']:.4f}, "
+                                 f"{rec.get('samples_per_s', 0):.0f} samples/s")
+
+            # processes > 1: torchrun ranks in a subprocess; their output lines arrive here as they are printed
+            info = build_pretrained(paths, sid_version, choice.size, tcfg, log=log, echo=context.log.debug,
                                     **choice.overrides())
             run.dict(info, "info.json")
             out_dir = paths.model(sid_version)
@@ -43,6 +47,7 @@ def generator_assets(sid_version: str) -> list[dg.AssetsDefinition]:
                                                      out_dir / "training.png"))
         return run.result(params=info["params"], train_samples=info["train_samples"], final_loss=info["final_loss"],
                           sid_version=sid_version, engine=f"{tcfg.engine} (ZeRO {tcfg.zero_stage})",
+                          processes=tcfg.processes,
                           checkpoints=dg.MetadataValue.path(str(out_dir / "checkpoints")))
 
     @dg.asset(group_name="generator", compute_kind="torch", deps=[pretrained_checkpoint])

@@ -16,6 +16,18 @@ from pathlib import Path
 from ..net import free_port, wait_for_port
 
 
+def stop_process_group(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``, to a child started with ``start_new_session`` and all its own."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 class ManagedProcess:
     """``with ManagedProcess(cmd, log, port=p) as proc:`` starts ``cmd``, waits for ``port``, stops the group."""
 
@@ -41,14 +53,8 @@ class ManagedProcess:
         return self
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process_group(self.proc, timeout_s)
 
     def __enter__(self) -> ManagedProcess:
         return self.start()

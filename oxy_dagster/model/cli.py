@@ -15,7 +15,12 @@ Expert parallelism for an MoE preset (each rank holds half of every layer's expe
 
 The data root is a materialized OxyRec work dir (samples + the SID version's
 codes). Checkpoints go to ``--out`` (default ``<root>/models/pretrained-<version>``);
-rank 0 writes ``info.json`` and ``history.json`` there.
+rank 0 writes ``info.json`` and ``history.json`` there, and prints one ``OXY_PROGRESS``
+JSON line per logged step (``launch.launch`` parses them).
+
+``--spec job.json`` takes everything from one JSON job spec instead (root, version,
+size, out, the whole ``TrainConfig`` as ``train`` and generator overrides as ``model``):
+that is how ``pretrained_checkpoint`` starts its ranks (``pipeline.pretrain_in_processes``).
 """
 
 from __future__ import annotations
@@ -23,17 +28,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import fields
 from pathlib import Path
 
 from ..paths import DataPaths
 from ..sid.versions import DEFAULT_VERSION
 from .config import PRESETS, TrainConfig
+from .launch import progress_line
 from .pipeline import pretrain
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description="Pre-train the OxyRec generator")
-    ap.add_argument("--root", required=True, help="OxyRec data root (with samples/ and sid/<version>/)")
+    ap.add_argument("--root", default=None, help="OxyRec data root (with samples/ and sid/<version>/)")
     ap.add_argument("--version", default=DEFAULT_VERSION)
     ap.add_argument("--size", default="small", choices=sorted(PRESETS))
     ap.add_argument("--out", default=None)
@@ -50,15 +57,27 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--expert-parallel", type=int, default=TrainConfig.expert_parallel,
                     help="ranks that share one copy of the experts (0: all of them)")
     ap.add_argument("--stop-at", type=int, default=None, help="end early after this step's checkpoint")
+    ap.add_argument("--spec", default=None, help="a JSON job spec (written by pretrain_in_processes); "
+                                                 "replaces every other option")
     args = ap.parse_args(argv)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-                      ckpt_every=args.ckpt_every, seed=args.seed, engine=args.engine, zero_stage=args.zero_stage,
-                      moe=args.moe, expert_parallel=args.expert_parallel, log_every=1)
-    out = Path(args.out) if args.out else None
-    info = pretrain(DataPaths(Path(args.root)), args.version, args.size, cfg, out_dir=out,
-                    write_info=int(os.environ.get("RANK", 0)) == 0, stop_at=args.stop_at)[0]
-    if int(os.environ.get("RANK", 0)) == 0:
-        print(json.dumps({k: info[k] for k in ("train_samples", "params", "steps", "final_loss")}))
+    lead = int(os.environ.get("RANK", 0)) == 0
+    if args.spec:
+        spec = json.loads(Path(args.spec).read_text())
+        known = {f.name for f in fields(TrainConfig)}
+        cfg = TrainConfig(**{k: v for k, v in spec["train"].items() if k in known})
+        root, version, size, out, overrides = spec["root"], spec["version"], spec["size"], spec["out"], \
+            spec.get("model", {})
+    else:
+        cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                          ckpt_every=args.ckpt_every, seed=args.seed, engine=args.engine,
+                          zero_stage=args.zero_stage, moe=args.moe, expert_parallel=args.expert_parallel, log_every=1)
+        root, version, size, out, overrides = args.root, args.version, args.size, args.out, {}
+    if not root:
+        ap.error("--root (or --spec) is required")
+    info = pretrain(DataPaths(Path(root)), version, size, cfg, log=lambda rec: print(progress_line(rec), flush=True),
+                    out_dir=Path(out) if out else None, write_info=lead, stop_at=args.stop_at, **overrides)[0]
+    if lead:
+        print(json.dumps({k: info[k] for k in ("train_samples", "params", "steps", "final_loss")}), flush=True)
     return info
 
 

@@ -159,13 +159,34 @@ class Generator(nn.Module):
         """Seed eq. 2: in-batch InfoNCE(query, target item) + variance regularization + decorrelation."""
         zq, zi = self.adapter(query), self.item_adapter(target, normalize=False)
         q, i = F.normalize(zq, dim=-1), F.normalize(zi, dim=-1)
-        logits = q @ i.T / self.cfg.q2i_temperature
-        same = target[None, :] == target[:, None]
-        logits = logits.masked_fill(same & ~torch.eye(len(target), dtype=torch.bool, device=q.device), -1e4)
-        nce = F.cross_entropy(logits, torch.arange(len(q), device=q.device))
+        i_all, t_all, offset = gather_over_ranks(i, target) if self.training else (i, target, 0)
+        logits = q @ i_all.T / self.cfg.q2i_temperature
+        labels = offset + torch.arange(len(q), device=q.device)
+        same = t_all[None, :] == target[:, None]  # another row's copy of the target item is no negative
+        own = torch.zeros_like(same)
+        own[torch.arange(len(q), device=q.device), labels] = True
+        nce = F.cross_entropy(logits.masked_fill(same & ~own, -1e4), labels)
         var = sum(F.relu(1.0 - torch.sqrt(z.var(0) + 1e-4)).mean() for z in (zq, zi))
         decor = 0.0
         for z in (zq, zi):
             c = torch.cov(z.T)
             decor = decor + (c - torch.diag(torch.diag(c))).pow(2).sum() / z.shape[1]
         return nce + self.cfg.q2i_var_weight * var + self.cfg.q2i_decor_weight * decor
+
+
+def gather_over_ranks(items: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Every rank's in-batch items, so Q2I's negatives are the global batch's on any number of processes.
+
+    Returns (all items, all targets, this rank's offset). Gradients flow back to the rank that made each
+    row (``torch.distributed.nn`` all-gather); with the engine's gradient averaging the update is that of
+    the global batch's InfoNCE. One process, or no process group: the inputs as they are.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items, target, 0
+    from torch.distributed.nn.functional import all_gather
+
+    targets = [torch.empty_like(target) for _ in range(dist.get_world_size())]
+    dist.all_gather(targets, target.contiguous())
+    return torch.cat(all_gather(items.contiguous())), torch.cat(targets), dist.get_rank() * len(target)

@@ -20,6 +20,7 @@ from .config import EvalConfig, GeneratorConfig, ModelChoice, TrainConfig, prese
 from .data import build_tensors, load_catalogue, profile_vocab_sizes
 from .evaluate import evaluate, history_repeat_rate
 from .generator import Generator
+from .launch import launch, write_spec
 from .train import train
 from .trie import CodeTrie
 
@@ -55,9 +56,28 @@ def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, max_long: int 
 
 
 def build_pretrained(paths: DataPaths, version: str = DEFAULT_VERSION, size: str = ModelChoice.size,
-                     train_cfg: TrainConfig | None = None, log=None, out_dir: Path | None = None,
+                     train_cfg: TrainConfig | None = None, log=None, out_dir: Path | None = None, echo=None,
                      **model_overrides) -> dict:
+    """Train (or resume) in this process, or over ``train_cfg.processes`` ranks; returns ``info.json``'s dict.
+
+    ``log(record)`` receives the logged steps; ``echo(line)`` the ranks' other output (multi-process only)."""
+    train_cfg = train_cfg or TrainConfig()
+    if train_cfg.processes > 1:
+        return pretrain_in_processes(paths, version, size, train_cfg, log, out_dir, echo, **model_overrides)
     return pretrain(paths, version, size, train_cfg, log, out_dir, **model_overrides)[0]
+
+
+def pretrain_in_processes(paths: DataPaths, version: str, size: str, train_cfg: TrainConfig, log=None,
+                          out_dir: Path | None = None, echo=None, **model_overrides) -> dict:
+    """``train_cfg.processes`` ranks under torchrun (``cli --spec``), their progress streamed to ``log``/``echo``."""
+    if train_cfg.engine != "deepspeed":
+        raise ValueError(f"processes={train_cfg.processes} needs engine='deepspeed', not {train_cfg.engine!r}")
+    out_dir = Path(out_dir or paths.model(version))
+    spec = write_spec(out_dir / "launch.json", {"root": str(paths.root), "version": version, "size": size,
+                                                 "out": str(out_dir), "train": asdict(train_cfg),
+                                                 "model": model_overrides})
+    launch("oxy_dagster.model.cli", ["--spec", str(spec)], train_cfg.processes, on_line=echo, on_record=log)
+    return json.loads((out_dir / "info.json").read_text())
 
 
 def pretrain(paths: DataPaths, version: str = DEFAULT_VERSION, size: str = ModelChoice.size,

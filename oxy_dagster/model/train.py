@@ -81,10 +81,8 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
         batch = data.batch(idx[engine.rank::engine.world])  # each process takes its slice of the global batch
         out = engine.forward(batch)
         engine.step(out["loss"])
-        record = {"step": step + 1, "loss": float(out["loss"].detach()), "ntp": float(out["ntp"].detach()),
-                  "lr": engine.lr, "balance": float(out["balance"].detach())}
-        if "q2i" in out:
-            record["q2i"] = float(out["q2i"].detach())
+        losses = {k: out[k].detach() for k in ("loss", "ntp", "balance", "q2i") if k in out}
+        record = {"step": step + 1, **mean_over_ranks(engine, losses), "lr": engine.lr}
         history.append(record)
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
@@ -113,13 +111,25 @@ def _barrier(engine) -> None:
         dist.barrier()
 
 
+def mean_over_ranks(engine, values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Each loss averaged over the ranks' slices: the global batch's figure, comparable across world sizes."""
+    if engine.world == 1:
+        return {k: float(v) for k, v in values.items()}
+    import torch.distributed as dist
+
+    device = getattr(engine, "device", "cpu")  # NCCL reduces GPU tensors only
+    t = torch.stack([torch.as_tensor(v).float().to(device) for v in values.values()])
+    dist.all_reduce(t)
+    return {k: float(x) / engine.world for k, x in zip(values, t)}
+
+
 def _agree(engine, flag: bool) -> bool:
     """True on every rank when any rank says so (so all processes stop at the same step)."""
     if engine.world == 1:
         return flag
     import torch.distributed as dist
 
-    t = torch.tensor([int(flag)])
+    t = torch.tensor([int(flag)], device=getattr(engine, "device", "cpu"))
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 
