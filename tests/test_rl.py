@@ -109,3 +109,20 @@ def test_a_killed_rl_run_resumes_to_the_same_step_and_exports(stage, shop, tmp_p
     with pytest.raises(ValueError, match="belongs to another ranker"):
         post_train(shop, "V1", RLConfig(**{**cfg.__dict__, "steps": 6}), out_dir=tmp_path / "part",
                    pretrained_dir=base, eval_every=0)
+
+
+@pytest.mark.slow
+def test_rl_over_two_processes_rolls_out_slices_and_exports(stage, shop, tmp_path):
+    """torchrun, 2 gloo ranks (ZeRO-2): each rolls out half of every batch; rank 0 evaluates and exports."""
+    cfg = RLConfig(steps=2, batch_size=8, group=4, lr=1e-4, ckpt_every=10, engine="deepspeed", zero_stage=2,
+                   processes=2)
+    records, lines = [], []
+    info = post_train(shop, "V1", cfg, out_dir=tmp_path / "rl2", pretrained_dir=shop.model("V1", BASE),
+                      eval_rows=20, eval_every=2, beam=10, log=records.append, echo=lines.append)
+    hist = json.loads((tmp_path / "rl2" / "history.json").read_text())
+    assert [h["step"] for h in hist] == [1, 2] == [r["step"] for r in records] and info["steps"] == 2
+    assert np.isfinite(hist[-1]["loss"]) and "valid_hr@10" in hist[-1] and lines
+    ckpt = tmp_path / "rl2" / "train" / (tmp_path / "rl2" / "train" / "latest").read_text().strip()
+    assert json.loads((ckpt / "state.json").read_text())["world_size"] == 2
+    result = offline_eval(shop, "V1", EvalConfig(beam=10, max_rows=20), out_dir=tmp_path / "rl2")
+    assert result["invalid_items"] == 0 and result["evaluated"] == 20

@@ -27,14 +27,19 @@ def rl_assets(sid_version: str) -> list[dg.AssetsDefinition]:
         out = paths.model(sid_version, "rl")
         with mlflow_tracking.run(context, "post-training", f"rl-{cfg.objective}-{sid_version}-{dataset.name}",
                                  {"sid_version": sid_version, **config.model_dump()}) as run:
-            info = post_train(paths, sid_version, cfg, out_dir=out, reward_cfg=rewards,
-                              log=lambda r: run.metrics({k: v for k, v in r.items() if k != "step"}, step=r["step"],
-                                                        to_metadata=False))
+            def log(r: dict) -> None:  # every RL step: MLflow metrics and a progress line in the run's log
+                run.metrics({k: v for k, v in r.items() if k != "step"}, step=r["step"], to_metadata=False)
+                context.log.info(f"RL step {r['step']}/{cfg.steps}: reward {r['reward/total']:.4f}, "
+                                 f"loss {r['loss']:.4f}")
+
+            # processes > 1: torchrun ranks in a subprocess, their output lines streamed into this run's log
+            info = post_train(paths, sid_version, cfg, out_dir=out, reward_cfg=rewards, log=log,
+                              echo=context.log.debug)
             history = json.loads((out / "history.json").read_text())
             run.plot("reward_and_hr", plot_rl(history, out / "rl.png"))
             run.dict(info, "info.json")
         last = history[-1] if history else {}
-        return run.result(objective=cfg.objective, steps=info["steps"], train_wall_s=info["train_wall_s"],
+        return run.result(objective=cfg.objective, steps=info["steps"], processes=cfg.processes, train_wall_s=info["train_wall_s"],
                           final_reward=last.get("reward/total"), target_reward=last.get("reward/target"),
                           valid_hr_at_10=last.get("valid_hr@10"), sid_version=sid_version,
                           checkpoints=dg.MetadataValue.path(str(out / "checkpoints")))

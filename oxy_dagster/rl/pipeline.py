@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..io import save_figure, write_json
 from ..model.evaluate import evaluate
+from ..model.launch import launch, write_spec
 from ..model.pipeline import load_pretrained
 from ..model.trie import DenseTrie
 from ..paths import DataPaths
@@ -29,9 +31,29 @@ from .trainer import RLConfig, train_rl
 
 def post_train(paths: DataPaths, version: str, cfg: RLConfig | None = None, out_dir: Path | None = None,
                reward_cfg: RewardConfig | None = None, log=None, stop_at: int | None = None, eval_rows: int = 300,
-               eval_every: int = 25, beam: int = 30, pretrained_dir: Path | None = None) -> dict:
+               eval_every: int = 25, beam: int = 30, pretrained_dir: Path | None = None, echo=None) -> dict:
+    """RL in this process, or over ``cfg.processes`` torchrun ranks (``echo(line)`` gets their other output)."""
     cfg = cfg or RLConfig()
     out_dir = Path(out_dir or paths.model(version, "rl"))
+    if cfg.processes > 1:
+        if cfg.engine != "deepspeed" or cfg.zero_stage == 3:
+            raise ValueError(f"RL over {cfg.processes} processes needs engine='deepspeed' at ZeRO 0-2 (rank 0 "
+                             "evaluates with whole weights)")
+        spec = write_spec(out_dir / "launch.json", {
+            "root": str(paths.root), "version": version, "out": str(out_dir), "rl": asdict(cfg),
+            "rewards": asdict(reward_cfg or RewardConfig()), "stop_at": stop_at, "eval_rows": eval_rows,
+            "eval_every": eval_every, "beam": beam, "pretrained_dir": str(pretrained_dir) if pretrained_dir else None})
+        launch("oxy_dagster.rl.cli", ["--spec", str(spec)], cfg.processes, on_line=echo, on_record=log)
+        return json.loads((out_dir / "info.json").read_text())
+    return post_train_here(paths, version, cfg, out_dir, reward_cfg, log, stop_at, eval_rows, eval_every, beam,
+                           pretrained_dir)
+
+
+def post_train_here(paths: DataPaths, version: str, cfg: RLConfig, out_dir: Path, reward_cfg: RewardConfig | None,
+                    log=None, stop_at: int | None = None, eval_rows: int = 300, eval_every: int = 25, beam: int = 30,
+                    pretrained_dir: Path | None = None) -> dict:
+    """The body of ``post_train``: one process, or one rank of a launcher (rank 0 exports and writes the files)."""
+    lead = int(os.environ.get("RANK", 0)) == 0
     policy, cat, data, trie = load_pretrained(paths, version, out_dir=pretrained_dir)
     reference = copy.deepcopy(policy)  # frozen: the KL reference and the relevance reward's adapter
     for p in reference.parameters():
@@ -50,12 +72,13 @@ def post_train(paths: DataPaths, version: str, cfg: RLConfig | None = None, out_
     history = train_rl(policy, reference, service, DenseTrie.from_trie(trie), data, rows, cfg, out_dir / "train",
                        extra, log=log, stop_at=stop_at, evaluate=validation, eval_every=eval_every)
     done = history[-1]["step"] if history else 0
-    if stop_at is None or done >= cfg.steps:
-        export_policy(out_dir, policy, done, {**extra, "rl": asdict(cfg)})
     info = {"steps": done, "objective": cfg.objective, "train_wall_s": round(history[-1]["wall_s"], 1) if history
             else 0.0, "final_reward": history[-1]["reward/total"] if history else None, **extra}
-    write_json(out_dir / "info.json", {k: v for k, v in info.items() if k != "model"})
-    write_json(out_dir / "history.json", history)
+    if lead:
+        if stop_at is None or done >= cfg.steps:
+            export_policy(out_dir, policy, done, {**extra, "rl": asdict(cfg)})
+        write_json(out_dir / "info.json", {k: v for k, v in info.items() if k != "model"})
+        write_json(out_dir / "history.json", history)
     return info
 
 

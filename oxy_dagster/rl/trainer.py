@@ -28,7 +28,7 @@ from ..model.checkpoint import latest_checkpoint
 from ..model.config import TrainConfig
 from ..model.engine import make_engine
 from ..model.fast_decoding import BeamDecoder, SampleConfig
-from ..model.train import batch_indices
+from ..model.train import batch_indices, mean_over_ranks
 from ..model.trie import DenseTrie
 from ..settings import setting
 from .losses import OBJECTIVES, group_advantages
@@ -57,6 +57,8 @@ class RLConfig:
     seed: int = setting(0, "seed of batches and sampling")
     engine: str = setting("torch", "training engine: torch or deepspeed")
     zero_stage: int = setting(1, "ZeRO stage when engine=deepspeed")
+    processes: int = setting(1, "RL processes (engine=deepspeed, ZeRO 0-2); > 1: torchrun ranks in a subprocess, "
+                                "each rolling out its share of every batch")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(steps=self.steps * self.updates, batch_size=self.batch_size, lr=self.lr, warmup=1,
@@ -112,6 +114,7 @@ def train_rl(policy, reference, service, trie: DenseTrie, data, rows: np.ndarray
         start = engine.load(ckpt)["step"]
         history = state.get("history", [])
     n_syn = int(round(cfg.synthetic_ratio * cfg.batch_size))
+    rank, world = engine.rank, engine.world
     t0 = time.perf_counter()
     for step in range(start, cfg.steps):
         idx = rows[batch_indices(len(rows), cfg.batch_size, cfg.seed, step)]
@@ -120,17 +123,20 @@ def train_rl(policy, reference, service, trie: DenseTrie, data, rows: np.ndarray
             rng = np.random.default_rng([cfg.seed, step, 1])
             idx[:n_syn] = rows[rng.integers(0, len(rows), n_syn)]
             real[:n_syn] = False
+        idx, real = idx[rank::world], real[rank::world]  # each process rolls out its slice of the global batch
         batch = data.batch(idx)
-        rl, stats = _rollout(policy, trie, service, reference, batch, real, cfg, cfg.seed * 1_000_003 + step, idx)
+        rl, stats = _rollout(policy, trie, service, reference, batch, real, cfg,
+                             (cfg.seed * 1_000_003 + step) * world + rank, idx)
         for _ in range(cfg.updates):
             out = engine.forward({**batch, **rl})
             engine.step(out["loss"])
-        record = {"step": step + 1, "loss": float(out["loss"].detach()), **stats,
-                  **{k: float(v) for k, v in out.items() if k != "loss"}, "wall_s": time.perf_counter() - t0}
-        if evaluate is not None and eval_every and ((step + 1) % eval_every == 0 or step + 1 == cfg.steps):
-            record.update(evaluate(policy))
+        figures = {"loss": out["loss"].detach(), **stats, **{k: float(v) for k, v in out.items() if k != "loss"}}
+        record = {"step": step + 1, **mean_over_ranks(engine, figures), "wall_s": time.perf_counter() - t0}
+        if rank == 0 and evaluate is not None and eval_every and ((step + 1) % eval_every == 0
+                                                                  or step + 1 == cfg.steps):
+            record.update(evaluate(policy))  # rank 0 alone (ZeRO 0-2 keep whole weights on every rank)
         history.append(record)
-        if log:
+        if log and rank == 0:
             log(record)
         done = step + 1
         if done % cfg.ckpt_every == 0 or done == cfg.steps or done == stop_at:
