@@ -39,7 +39,8 @@ def rl_assets(sid_version: str) -> list[dg.AssetsDefinition]:
             run.plot("reward_and_hr", plot_rl(history, out / "rl.png"))
             run.dict(info, "info.json")
         last = history[-1] if history else {}
-        return run.result(objective=cfg.objective, steps=info["steps"], processes=cfg.processes, train_wall_s=info["train_wall_s"],
+        return run.result(objective=cfg.objective, steps=info["steps"], processes=cfg.processes,
+                          train_wall_s=info["train_wall_s"],
                           final_reward=last.get("reward/total"), target_reward=last.get("reward/target"),
                           valid_hr_at_10=last.get("valid_hr@10"), sid_version=sid_version,
                           checkpoints=dg.MetadataValue.path(str(out / "checkpoints")))
