@@ -33,7 +33,8 @@ class SparkResource(dg.ConfigurableResource):
 
 
 class DatasetResource(dg.ConfigurableResource):
-    """Which dataset feeds the graph: synthetic (default), beauty, movielens100k, amazon2014raw, files."""
+    """Which dataset feeds the graph: synthetic (default), beauty, amazon5core (any ``category``), movielens100k,
+    amazon2014raw, files."""
 
     kind: str = "synthetic"
     path: str | None = None
@@ -47,13 +48,14 @@ class DatasetResource(dg.ConfigurableResource):
 
     @property
     def name(self) -> str:
-        return self.kind if self.kind != "amazon2014raw" else f"amazon2014raw_{self.category}"
+        return f"{self.kind}_{self.category}" if self.kind in ("amazon2014raw", "amazon5core") else self.kind
 
     def config(self) -> DatasetConfig:
         files = {k: v for k, v in (("items", self.items_file), ("users", self.users_file),
                                    ("events", self.events_file)) if v}
         return DatasetConfig(kind=self.kind, path=self.path, category=self.category, files=files,
-                             synthetic=SyntheticConfig(seed=self.seed, n_users=self.n_users))
+                             synthetic=SyntheticConfig(seed=self.seed, n_users=self.n_users),
+                             max_bad_fraction=self.max_bad_fraction)
 
 
 @dg.resource(config_schema={"root": dg.Field(str, description="work dir; the dataset's files live under "

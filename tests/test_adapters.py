@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from oxy_dagster.data.adapters import read_amazon_raw, read_beauty, read_movielens_100k
-from oxy_dagster.data.pipeline import build_raw, build_splits, build_validated
+from oxy_dagster.data.adapters import AdapterInputError, read_amazon_5core, read_amazon_raw, read_movielens_100k
+from oxy_dagster.data.pipeline import build_raw, build_splits, build_validated, quarantined_lines
 from oxy_dagster.data.sources import DatasetConfig
 from oxy_dagster.paths import DataPaths
 
@@ -34,11 +34,65 @@ def test_beauty_counts_match_tiger(spark, datasets_dir, tmp_path):
 
 
 def test_beauty_titles_unescaped(datasets_dir):
-    t = read_beauty(_need(datasets_dir / "amazon_beauty_2014_5core"))
+    t = read_amazon_5core(_need(datasets_dir / "amazon_beauty_2014_5core"), "Beauty")
+    assert t["quarantine"].empty
     titles = t["items"].title.dropna()
     assert not titles.str.contains("&amp;|&quot;|&#").any()
     assert t["items"].title.isna().sum() == 7
     assert not t["items"].category_path.str.startswith("Beauty").any()
+
+
+def _toys(folder, items_lines, seq_lines):
+    """A small 5-core folder of another category (root 'Toys & Games'), written line by line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "items.jsonl").write_text("".join(line + "\n" for line in items_lines))
+    (folder / "sequential_data.txt").write_text("".join(line + "\n" for line in seq_lines))
+    return folder
+
+
+TOY_ITEMS = [json.dumps({"item_id": i, "title": f"Toy {i} &amp; co", "brand": "Lego" if i % 2 else "Unknown",
+                         "categories": [["Toys & Games", "Building", f"Set {i % 3}"]]}) for i in range(1, 7)]
+TOY_SEQS = ["1 1 2 3 4 5", "2 2 3 4 5 6", "3 6 5 4 3 2 1"]
+
+
+def test_any_amazon_category_drops_its_constant_root(spark, tmp_path):
+    """Another category through the same adapter and the Spark pipeline: the shared root is detected."""
+    folder = _toys(tmp_path / "amazon_toys_2014_5core", TOY_ITEMS, TOY_SEQS)
+    t = read_amazon_5core(folder, "Toys")
+    assert t["items"].category_path.tolist()[:2] == ["Building > Set 1", "Building > Set 2"]
+    assert t["items"].brand.tolist()[:2] == ["Lego", None] and t["items"].title[0] == "Toy 1 & co"
+    assert len(t["events"]) == 16 and t["quarantine"].empty
+    paths = DataPaths(tmp_path / "work")
+    cfg = DatasetConfig(kind="amazon5core", category="toys", path=None)
+    assert cfg.folder().name == "amazon_toys_2014_5core"  # the default folder, read from the category
+    build_raw(DatasetConfig(kind="amazon5core", category="Toys", path=str(folder)), paths)
+    assert all(s["rows_bad"] == 0 for s in build_validated(spark, paths).values())
+    assert build_splits(spark, paths)["users"] == 3
+
+
+def test_malformed_lines_are_quarantined_and_counted_or_named(tmp_path):
+    bad_json = '{"item_id": 7, "title": "tab\there"}'  # a raw tab inside a string: not JSON
+    items = TOY_ITEMS + [bad_json, json.dumps({"title": "no id"})]
+    seqs = TOY_SEQS + ["4 1 2 x3 4 5"]
+    folder = _toys(tmp_path / "toys", items, seqs)
+    t = read_amazon_5core(folder, "Toys", max_bad_fraction=0.5)
+    q = t["quarantine"]
+    assert len(q) == 3 and len(t["items"]) == 6 and sorted(t["users"].user_id) == ["1", "2", "3"]
+    rows = {(q.source_file[i].rsplit("/", 1)[-1], int(q.line[i])): q.reason[i] for i in range(len(q))}
+    assert rows[("items.jsonl", 7)].startswith("not JSON: Invalid control character")
+    assert rows[("items.jsonl", 8)] == "no item_id" and rows[("sequential_data.txt", 4)] == "non-numeric id 'x3'"
+    paths = DataPaths(tmp_path / "work")  # the raw stage keeps them beside the raw tables
+    raw = build_raw(DatasetConfig(kind="amazon5core", category="Toys", path=str(folder), max_bad_fraction=0.5), paths)
+    assert len(quarantined_lines(raw)) == 3
+    with pytest.raises(AdapterInputError, match=r"(?s)3 of 12 lines malformed .*items.jsonl line 7: not JSON"):
+        read_amazon_5core(folder, "Toys", max_bad_fraction=0.01)
+
+
+def test_sports_ids_only(datasets_dir):
+    """Sports has no items.jsonl: one item per id in the sequences, no text, category Unknown."""
+    t = read_amazon_5core(_need(datasets_dir / "amazon_sports_2014_5core"), "Sports")
+    assert (len(t["users"]), len(t["items"]), len(t["events"])) == (35598, 18357, 296337)
+    assert t["items"].title.isna().all() and set(t["items"].category_path) == {"Unknown"}
 
 
 def test_movielens_profiles_and_timestamps(datasets_dir):

@@ -3,7 +3,8 @@
 import dagster as dg
 
 from oxy_dagster.data.contract import ValidationPolicy
-from oxy_dagster.data.pipeline import build_raw, build_validated
+from oxy_dagster.data.pipeline import build_raw, build_validated, quarantined_lines
+from oxy_dagster.data.sources import QUARANTINE
 from oxy_dagster.data.validate import TABLE_ORDER
 from oxy_dagster.paths import DataPaths
 
@@ -26,9 +27,14 @@ def raw_tables(context: dg.AssetExecutionContext, dataset: DatasetResource, path
     The source delivers the three tables together, so a subset still writes all three (cheap) and reports its own.
     """
     raw = build_raw(dataset.config(), paths)
+    bad = quarantined_lines(raw)  # lines of the source files an adapter could not read: counted, kept
+    if bad:
+        context.log.warning(f"{len(bad)} malformed line(s) quarantined in {raw[QUARANTINE]}: "
+                            + "; ".join(f"{r.source_file} line {r.line}: {r.reason}" for r in bad.head(3).itertuples()))
     for t in _selected(context, "raw_"):
         where = dg.MetadataValue.path(raw[t]) if t in raw else "absent: the source has none (optional table)"
-        yield dg.MaterializeResult(asset_key=f"raw_{t}", metadata={"path": where, "dataset": dataset.name})
+        yield dg.MaterializeResult(asset_key=f"raw_{t}", metadata={
+            "path": where, "dataset": dataset.name, "quarantined_source_lines": len(bad)})
 
 
 @dg.multi_asset(

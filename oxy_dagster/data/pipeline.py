@@ -27,6 +27,15 @@ def build_raw(cfg: DatasetConfig, paths: DataPaths) -> dict[str, str]:
     return raw
 
 
+def quarantined_lines(raw: dict[str, str]):
+    """The adapter's quarantine (file, line, reason, raw line) of a raw manifest; empty if it has none."""
+    import pandas as pd
+
+    from .sources import QUARANTINE
+
+    return pd.read_parquet(raw[QUARANTINE]) if QUARANTINE in raw else pd.DataFrame(columns=["source_file", "line"])
+
+
 def build_validated(spark: SparkSession, paths: DataPaths, policy: ValidationPolicy | None = None,
                     tables: tuple[str, ...] = TABLE_ORDER) -> dict:
     """Validate ``tables`` (default all three); ``validated/summary.json`` keeps the latest entry of each table."""
