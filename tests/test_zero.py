@@ -74,6 +74,21 @@ def test_checkpoint_resumes_under_another_zero_stage_on_the_same_trajectory(tiny
     np.testing.assert_allclose([h["loss"] for h in rest], [h["loss"] for h in full[5:]], rtol=1e-3)
 
 
+@pytest.mark.parametrize("engine", ["torch", "deepspeed"])
+def test_a_wall_clock_budget_trains_until_its_deadline_with_the_lr_decaying_over_seconds(tiny, tmp_path, engine):
+    codes = tiny.catalogue()
+    data = tiny.data(codes)
+    cfg = TrainConfig(steps=10**6, budget_s=3.0, batch_size=16, warmup=2, lr=3e-3, min_lr_ratio=0.1, log_every=1,
+                      ckpt_every=10**6, engine=engine)
+    hist = train(tiny.model(codes), data, np.arange(len(data)), cfg, tmp_path / "budget")
+    assert 10 < len(hist) < 10**6  # stopped by the clock, not by the step cap
+    state = json.loads((latest_checkpoint(tmp_path / "budget") / "state.json").read_text())
+    assert state["step"] == len(hist) and 3.0 <= state["trained_s"] < 4.5
+    lrs = [h["lr"] for h in hist]
+    assert lrs[-1] == pytest.approx(0.1 * 3e-3, rel=0.05)  # the cosine ended with the budget
+    assert max(lrs) == pytest.approx(3e-3, rel=0.05) and lrs[2:] == sorted(lrs[2:], reverse=True)
+
+
 @pytest.mark.parametrize("top_k", [1, 2])
 def test_deepspeed_moe_layers_train_like_the_native_layer_and_save_natively(tiny, tmp_path, top_k):
     """TrainConfig(moe="deepspeed"): deepspeed.moe layers swapped in, same losses, checkpoints in native layout."""

@@ -108,6 +108,8 @@ class TrainConfig:
     seed: int = setting(0, "seed of batches, initialisation and dropout")
     peak_flops: float = setting(1.6e11, "peak FLOP/s for the MFU estimate (~2 cores x 32 FLOP/cycle x 2.5 GHz)")
     max_wall_s: float = setting(0.0, "> 0: stop after a checkpoint once training has run this long")
+    budget_s: float = setting(0.0, "> 0: a wall-clock budget: train until it is spent (steps is then a cap), the "
+                                   "cosine LR decaying over the budget's seconds, not over steps")
     engine: str = setting("deepspeed", "torch (plain, one process) or deepspeed (ZeRO, any world size)")
     zero_stage: int = setting(1, "DeepSpeed ZeRO stage 0-3 (engine=deepspeed); bf16 on GPU, fp32 on CPU")
     moe: str = setting("native", "MoE presets under DeepSpeed: native replicates experts; deepspeed splits them "

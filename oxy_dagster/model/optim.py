@@ -12,9 +12,23 @@ def lr_lambda(cfg):
     def f(step: int) -> float:
         if step < cfg.warmup:
             return (step + 1) / cfg.warmup
-        progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return _cosine(cfg, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return f
+
+
+def budget_lr_lambda(cfg, trained_s):
+    """The same warmup, then cosine over wall-clock time: progress is ``trained_s() / cfg.budget_s``, so the
+    schedule ends when the budget does, however fast the machine steps."""
+    def f(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        return _cosine(cfg, trained_s() / cfg.budget_s)
+    return f
+
+
+def _cosine(cfg, progress: float) -> float:
+    progress = min(1.0, max(0.0, progress))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def make_optimizer(model: torch.nn.Module, cfg, moe_groups: bool = False):

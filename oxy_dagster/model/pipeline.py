@@ -92,9 +92,10 @@ def pretrain(paths: DataPaths, version: str = DEFAULT_VERSION, size: str = Model
     extra = {"sid_version": version, "sid_fingerprint": cat.fingerprint(), "model": asdict(model.cfg),
              "size": size, "city_vocab": data.city_vocab}
     history = train(model, data, rows, train_cfg, out_dir / "checkpoints", extra, log=log, stop_at=stop_at)
+    final = float(np.mean([h["loss"] for h in history[-20:]])) if history else None
     info = {"train_samples": int(len(rows)), "params": int(sum(p.numel() for p in model.parameters())),
-            "steps": train_cfg.steps, "final_loss": float(np.mean([h["loss"] for h in history[-20:]]))
-            if history else None, "unknown_items": data.unknown_items, **extra}
+            "steps": history[-1]["step"] if history else train_cfg.steps, "final_loss": final,
+            "unknown_items": data.unknown_items, **extra}
     if write_info:  # rank 0 only under a launcher
         write_json(out_dir / "info.json", info)
         write_json(out_dir / "history.json", history)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from .checkpoint import latest_checkpoint
 from .config import TrainConfig
 from .engine import make_engine
+from .optim import budget_lr_lambda
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
@@ -68,13 +69,20 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
         if extra and state.get("sid_fingerprint") not in (None, extra.get("sid_fingerprint")):
             raise ValueError(f"{ckpt} was trained on another SID codebook ({state.get('sid_fingerprint')} != "
                              f"{extra.get('sid_fingerprint')}); use a new checkpoint directory")
-        start = engine.load(ckpt)["step"]
+        resumed = engine.load(ckpt)
+        start, trained_before = resumed["step"], float(resumed.get("trained_s", 0.0))
+    else:
+        trained_before = 0.0
+    clock = _TrainingClock(engine, trained_before)
+    if cfg.budget_s > 0:  # the cosine follows the seconds trained (this run's and the checkpoint's)
+        engine.sched.lr_lambdas = [budget_lr_lambda(cfg, clock.trained_s)] * len(engine.sched.base_lrs)
     tokens_per_sample = data.tensors["short_items"].shape[1] + len(model.cfg.code_vocab) + 3
     history: list[dict] = []
     model.train()
     t_last, last_step = time.perf_counter(), start
     t_start = time.perf_counter()
-    bar = tqdm(range(start, cfg.steps), desc="pretrain", initial=start, total=cfg.steps, mininterval=2,
+    bar = tqdm(range(start, cfg.steps), desc="pretrain", initial=start, mininterval=2,
+               total=None if cfg.budget_s > 0 else cfg.steps,  # a budget run ends on the clock, not at a step
                disable=not lead)
     for step in bar:
         idx = rows[batch_indices(len(rows), cfg.batch_size, cfg.seed, step)]
@@ -94,14 +102,37 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
             bar.set_postfix(loss=f"{record['loss']:.3f}")
             if log and lead:
                 log(record)
-        out_of_time = _agree(engine, cfg.max_wall_s > 0 and time.perf_counter() - t_start >= cfg.max_wall_s)
+        clock.tick()
+        out_of_time = _agree(engine, (cfg.max_wall_s > 0 and time.perf_counter() - t_start >= cfg.max_wall_s)
+                             or (cfg.budget_s > 0 and clock.trained_s() >= cfg.budget_s))
         if done % cfg.ckpt_every == 0 or done == cfg.steps or done == stop_at or out_of_time:
-            engine.save(Path(ckpt_dir), done, {"config": asdict(cfg), **(extra or {})})
+            engine.save(Path(ckpt_dir), done, {"config": asdict(cfg), "trained_s": clock.trained_s(),
+                                               **(extra or {})})
         if (stop_at is not None and done >= stop_at) or out_of_time:
             break
     engine.finish()  # native MoE layers back in place (all experts gathered), ready to evaluate
     model.eval()
     return history
+
+
+class _TrainingClock:
+    """Seconds spent training, across resumes; on several ranks the slowest rank's (all agree on one value)."""
+
+    def __init__(self, engine, before: float):
+        self.engine, self.before, self.t0, self.now = engine, before, time.perf_counter(), before
+
+    def tick(self) -> None:
+        elapsed = self.before + time.perf_counter() - self.t0
+        if self.engine.world > 1:
+            import torch.distributed as dist
+
+            t = torch.tensor([elapsed], dtype=torch.float64, device=getattr(self.engine, "device", "cpu"))
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            elapsed = float(t.item())
+        self.now = elapsed
+
+    def trained_s(self) -> float:
+        return self.now
 
 
 def _barrier(engine) -> None:
