@@ -41,16 +41,29 @@ def datasets_dir() -> Path:
 
 
 # ----- servers ----------------------------------------------------------------------------------------------
+def need_installed(present: bool, what: str, apt: str, required_by: str = "OXY_REQUIRE_SERVERS") -> None:
+    """Skip a test whose real server is not installed here; fail it where CI requires the server (``=1``)."""
+    if present:
+        return
+    message = f"{what} is not installed (apt-get install -y {apt})"
+    if os.environ.get(required_by) == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def require_installed():
+    """``need_installed`` for test modules: ``require_installed(shutil.which("x") is not None, "x", "x-pkg")``."""
+    return need_installed
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     """A real redis-server on a free loopback port (installed by .ci/run with apt), stopped by its PID."""
     from oxy_dagster.infra.redis_server import RedisServer
 
     exe = shutil.which("redis-server")
-    if exe is None:
-        if os.environ.get("OXY_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
-        pytest.skip("redis-server is not installed")
+    need_installed(exe is not None, "redis-server", "redis-server", "OXY_REQUIRE_REDIS")
     with RedisServer(appendonly=False, exe=exe) as server:
         yield server.url
 

@@ -86,6 +86,17 @@ def test_malformed_lines_are_quarantined_and_counted_or_named(tmp_path):
     assert len(quarantined_lines(raw)) == 3
     with pytest.raises(AdapterInputError, match=r"(?s)3 of 12 lines malformed .*items.jsonl line 7: not JSON"):
         read_amazon_5core(folder, "Toys", max_bad_fraction=0.01)
+    # the raw assets count them in their metadata
+    import dagster as dg
+
+    from assets.data.tables import raw_tables
+    from assets.resources import DatasetResource
+
+    result = dg.materialize([raw_tables], resources={
+        "paths": DataPaths(tmp_path / "dagster"),
+        "dataset": DatasetResource(kind="amazon5core", category="Toys", path=str(folder), max_bad_fraction=0.5)})
+    meta = result.asset_materializations_for_node("raw_tables")[0].metadata
+    assert meta["quarantined_source_lines"].value == 3 and meta["dataset"].value == "amazon5core_Toys"
 
 
 def test_sports_ids_only(datasets_dir):

@@ -22,13 +22,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def postgres():
+def postgres(require_installed):
     from oxy_dagster.infra.postgres import LocalPostgres, postgres_bin
 
-    if postgres_bin() is None:
-        if os.environ.get("OXY_REQUIRE_SERVERS") == "1":
-            pytest.fail("PostgreSQL is not installed (apt-get install -y postgresql)")
-        pytest.skip("PostgreSQL is not installed")
+    require_installed(postgres_bin() is not None, "PostgreSQL", "postgresql")
     # its own folder under /tmp: the server's user cannot enter pytest's private (0700) temp folders
     with LocalPostgres(("dagster", "mlflow")) as pg:
         yield pg

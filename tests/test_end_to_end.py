@@ -122,17 +122,14 @@ DESIGN_CARD = ("item_embeddings", "sid_codebooks", "stp_instruction_table", "use
 
 
 @pytest.mark.slow
-def test_the_uis_in_a_real_browser(default_graph, work_dir):
+def test_the_uis_in_a_real_browser(default_graph, work_dir, require_installed):
     """Debian's headless Chromium on the Dagster UI (webserver + daemon over the instance main_job wrote) and on the
     MLflow UI: lineage of the design-card assets, a materialization launched by clicking, the sensor and schedule
     pages, a plot in an asset's metadata, the V1-V4 SID comparison. Screenshots go to the test artifacts."""
     from oxy_dagster.infra.process import ManagedProcess, mlflow_server, venv_bin
     from oxy_dagster.infra.ui_checks import DagsterUIChecks, Page, browser, chromium_paths, mlflow_compare_check
 
-    if chromium_paths() is None:
-        if os.environ.get("OXY_REQUIRE_SERVERS") == "1":
-            pytest.fail("chromium / chromedriver are not installed (apt-get install -y chromium chromium-driver)")
-        pytest.skip("chromium / chromedriver are not installed")
+    require_installed(chromium_paths() is not None, "chromium / chromedriver", "chromium chromium-driver")
     defs, _, result, home = default_graph
     graph = defs.resolve_asset_graph()
     lineage = {a: [k.to_user_string() for k in graph.get(dg.AssetKey(a)).parent_keys] for a in DESIGN_CARD}

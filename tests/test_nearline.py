@@ -1,7 +1,6 @@
 """Near-line instructions: 5-minute windows, committed in batches with their cursor, exactly once across a crash."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -126,16 +125,13 @@ def test_batches_cut_only_between_windows():
 
 
 @pytest.mark.slow
-def test_redis_killed_mid_pass_loses_and_duplicates_no_instruction(local_llm, tmp_path):
+def test_redis_killed_mid_pass_loses_and_duplicates_no_instruction(local_llm, tmp_path, require_installed):
     """kill -9 of a Redis with append-only persistence in the middle of a near-line pass; restart; finish."""
     import shutil
 
     from oxy_dagster.infra.drills import redis_kill_drill
 
-    if shutil.which("redis-server") is None:
-        if os.environ.get("OXY_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
-        pytest.skip("redis-server is not installed")
+    require_installed(shutil.which("redis-server") is not None, "redis-server", "redis-server", "OXY_REQUIRE_REDIS")
     out = redis_kill_drill(local_llm.base_url, tmp_path)
     assert out["first_pass_rc"] != 0  # the pass really died with its store
     assert 0 < out["seen_before_kill"] <= out["survived_restart"] < out["expected"]  # acknowledged writes survived

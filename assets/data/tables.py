@@ -28,7 +28,7 @@ def raw_tables(context: dg.AssetExecutionContext, dataset: DatasetResource, path
     """
     raw = build_raw(dataset.config(), paths)
     bad = quarantined_lines(raw)  # lines of the source files an adapter could not read: counted, kept
-    if bad:
+    if len(bad):
         context.log.warning(f"{len(bad)} malformed line(s) quarantined in {raw[QUARANTINE]}: "
                             + "; ".join(f"{r.source_file} line {r.line}: {r.reason}" for r in bad.head(3).itertuples()))
     for t in _selected(context, "raw_"):
