@@ -26,16 +26,19 @@ def _reorder(cache, index: torch.Tensor):
 @torch.no_grad()
 def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, topk: int = 20,
                 leaf_rows: torch.Tensor | None = None, exclude: torch.Tensor | None = None,
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                prm=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top ``topk`` items per row of ``batch`` as (item rows, log-probabilities), best first.
 
     ``leaf_rows`` maps the trie's leaves to global item rows when ``trie`` covers a candidate pool;
     rows with fewer valid items than ``topk`` are padded with -1 and score -inf. ``exclude``: (rows, H)
     global item rows never to return (e.g. the user's history); entries outside the catalogue are padding.
+    ``prm``: a ``prm.ProcessRewardModel`` that re-ranks each level's extensions before the last (pruning).
     """
     model.eval()
     instr, query = model.instruction(batch)
     memory, mask, _ = model.encode(batch, query)
+    user_memory, user_mask = memory, mask  # one row per user, for the PRM
+    paths = torch.zeros(memory.shape[0], 1, 0, dtype=torch.long)  # the codes chosen so far, per beam
     prefix = model.prefix(instr)
     cache: dict = {}
     h, _ = model.decode(prefix, memory, mask, 0, cache)
@@ -52,8 +55,12 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
         allowed = trie.allowed_mask(lvl, prefix_ids.clamp(min=0).flatten()) & (prefix_ids.flatten() >= 0)[:, None]
         total = (scores.view(-1, 1) + logp.masked_fill(~allowed, float("-inf"))).view(n_users, n_beams * vocab)
         k = min(beam if lvl < levels - 1 else max(beam, topk + extra), n_beams * vocab)
-        scores, idx = total.topk(k, dim=1)
+        if prm is not None and lvl < levels - 1:
+            scores, idx = _prm_pruned(prm, user_memory, user_mask, paths, total, vocab, k)
+        else:
+            scores, idx = total.topk(k, dim=1)
         origin, code = idx // vocab, idx % vocab
+        paths = torch.cat([paths.gather(1, origin[..., None].expand(-1, -1, lvl)), code[..., None]], -1)
         flat = (origin + torch.arange(n_users)[:, None] * n_beams).flatten()
         valid = torch.isfinite(scores).flatten()
         parent = prefix_ids.flatten()[flat]
@@ -77,3 +84,16 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     scores, order = scores.topk(min(topk, scores.shape[1]), dim=1)
     items = items.gather(1, order)
     return items.masked_fill(~torch.isfinite(scores), -1), scores
+
+
+def _prm_pruned(prm, memory, pad, paths, total, vocab: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` of the generator's best ``expand x k`` extensions with the highest log-probability plus
+    ``weight x`` the PRM's log-softmax over them; returns their generator scores and flat indices."""
+    wide, widx = total.topk(min(prm.cfg.expand * k, total.shape[1]), dim=1)
+    origin, code = widx // vocab, widx % vocab
+    depth = paths.shape[-1]
+    candidates = torch.cat([paths.gather(1, origin[..., None].expand(-1, -1, depth)), code[..., None]], -1)
+    finite = torch.isfinite(wide)
+    plausibility = torch.log_softmax(prm(memory, pad, candidates).float().masked_fill(~finite, -1e9), 1)
+    keep = (wide + prm.cfg.weight * plausibility).masked_fill(~finite, float("-inf")).topk(k, dim=1).indices
+    return wide.gather(1, keep), widx.gather(1, keep)

@@ -49,9 +49,10 @@ def hierarchical_recall(pred: np.ndarray, target: np.ndarray, codes: np.ndarray,
 @torch.no_grad()
 def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: int = 50, batch_size: int = 128,
              ks=KS, max_rows: int | None = None, progress: bool = True, mask_trigger: bool = False,
-             exclude_history: bool = False) -> dict:
+             exclude_history: bool = False, prm=None) -> dict:
     """``mask_trigger``: replace every trigger item by the learnable default (seed Table 9).
-    ``exclude_history``: never rank an item the user already has in its short or long history."""
+    ``exclude_history``: never rank an item the user already has in its short or long history.
+    ``prm``: Promise's process reward model guiding the beam (``prm.py``)."""
     rows = np.flatnonzero((data.meta.split == split).to_numpy() & (data.tensors["target"].numpy() < len(codes)))
     if max_rows:
         rows = rows[:max_rows]
@@ -63,7 +64,7 @@ def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: in
         if mask_trigger:
             batch["trigger"] = torch.full_like(batch["trigger"], model.pad_item)
         seen = history_items(batch) if exclude_history else None
-        items, _ = beam_search(model, batch, trie, beam=beam, topk=max(ks), exclude=seen)
+        items, _ = beam_search(model, batch, trie, beam=beam, topk=max(ks), exclude=seen, prm=prm)
         preds.append(items.numpy())
     pred = np.concatenate(preds)
     target = data.tensors["target"].numpy()[rows]
