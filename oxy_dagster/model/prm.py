@@ -3,8 +3,8 @@
 Beside a frozen generator: the PRM's own embeddings of a SID prefix (one table per code level, summed, plus a
 level embedding) are the queries of one cross-attention over the generator's encoder output (padding masked),
 and an MLP head turns [query, attended] into one score per prefix. It is trained with InfoNCE per level: the
-target item's prefix against the prefixes of sampled catalogue items (valid SIDs; a sample sharing the target's
-prefix at that level is no negative).
+target item's prefix against the prefixes of sampled catalogue items (valid SIDs) and against its siblings (the
+target's parent prefix with another code the trie allows); a sample sharing the target's prefix is no negative.
 
 In beam search (``decoding.beam_search(prm=...)``) it spends test-time compute on accuracy: at every level
 before the last, the generator's best ``expand x beam`` extensions are re-ranked by their log-probability plus
@@ -32,7 +32,9 @@ class PRMConfig:
 
     d_model: int = setting(64, "PRM width")
     n_heads: int = setting(4, "heads of its cross-attention over the generator's encoder output")
-    negatives: int = setting(63, "sampled catalogue items per target in the InfoNCE")
+    negatives: int = setting(63, "sampled negatives per target in the InfoNCE")
+    sibling_share: float = setting(0.5, "share of the negatives that are siblings: the target's prefix with "
+                                        "another code allowed at the last level, what pruning must tell apart")
     steps: int = setting(300, "training steps (the generator stays frozen)")
     batch_size: int = setting(128, "targets per step")
     lr: float = setting(2e-3, "AdamW learning rate")
@@ -66,7 +68,11 @@ class ProcessRewardModel(nn.Module):
 def train_prm(generator, data, rows: np.ndarray, codes: np.ndarray, cfg: PRMConfig | None = None,
               log=None, progress: bool = True) -> ProcessRewardModel:
     """Fit a PRM on the training ``rows`` of ``data`` against the frozen ``generator``'s encoder output."""
+    from .trie import CodeTrie
+
     cfg = cfg or PRMConfig()
+    trie = CodeTrie.build(codes, list(generator.cfg.code_vocab))
+    n_sib = int(round(cfg.negatives * cfg.sibling_share))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     generator.eval()
@@ -79,17 +85,33 @@ def train_prm(generator, data, rows: np.ndarray, codes: np.ndarray, cfg: PRMConf
             _, query = generator.instruction(batch)
             memory, pad, _ = generator.encode(batch, query)
         negatives = torch.from_numpy(rng.integers(0, len(codes), (cfg.batch_size, cfg.negatives)))
-        candidates = torch.cat([table[batch["target"]][:, None], table[negatives]], 1)  # target first
+        target = table[batch["target"]]
+        candidates = torch.cat([target[:, None], table[negatives]], 1)  # target first
+        node = torch.zeros(len(target), dtype=torch.long)  # the target's prefix id in the trie
         loss = memory.new_zeros(())
         for depth in range(1, prm.levels):  # the prefixes beam search prunes (every level before the last)
-            paths = candidates[..., :depth]
+            paths = candidates[..., :depth].clone()
+            if n_sib:
+                paths[:, 1:1 + n_sib] = _siblings(trie, depth - 1, node, target, n_sib)
             scores = prm(memory, pad, paths)
             same = (paths[:, 1:] == paths[:, :1]).all(-1)  # a sample with the target's prefix is no negative
             scores = torch.cat([scores[:, :1], scores[:, 1:].masked_fill(same, -1e4)], 1)
             loss = loss + F.cross_entropy(scores, torch.zeros(len(scores), dtype=torch.long))
+            node = trie.step(depth - 1, node, target[:, depth - 1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if log and (step + 1) % 50 == 0:
             log({"step": step + 1, "prm_loss": float(loss.detach()) / (prm.levels - 1)})
     return prm.eval()
+
+
+def _siblings(trie, level: int, node: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, n, level + 1) paths: the target's first ``level`` codes and another code the trie allows after them.
+    A target without a sibling gets its own path (then masked as no negative)."""
+    allowed = trie.allowed_mask(level, node)
+    allowed[torch.arange(len(node)), target[:, level]] = False
+    lonely = ~allowed.any(1)
+    allowed[lonely, target[lonely, level]] = True
+    code = torch.multinomial(allowed.float(), n, replacement=True)
+    return torch.cat([target[:, None, :level].expand(-1, n, -1), code[..., None]], -1)
