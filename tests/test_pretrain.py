@@ -194,3 +194,26 @@ def test_pretrained_checkpoint_trains_over_two_processes_and_checkpoints_reshard
     assert json.loads((latest_checkpoint(resumed / "checkpoints") / "state.json").read_text())["world_size"] == 2
     np.testing.assert_allclose(np.mean([h["ntp"] for h in tail[-10:]]), np.mean([h["ntp"] for h in curve1[-10:]]),
                                rtol=0.05)
+
+
+def test_launch_streams_progress_lines_and_names_a_failed_rank(tmp_path):
+    """``launch`` on a stand-in rank module: rank 0's progress record is parsed even behind a progress bar's
+    frame, other lines are passed on, and a failing rank's message is in the error."""
+    from oxy_dagster.model.launch import launch
+
+    (tmp_path / "stand_in_rank.py").write_text(
+        "import os, sys\n"
+        "rank = int(os.environ['RANK'])\n"
+        "if rank == 0:\n"
+        "    sys.stdout.write('\\rbar 50%')\n"  # a progress bar's frame, no newline, then the record
+        "    print('OXY_PROGRESS {\"step\": 1, \"loss\": 2.0}', flush=True)\n"
+        "print(f'rank {rank} done', flush=True)\n"
+        "if len(sys.argv) > 1 and rank == 1:\n"
+        "    raise SystemExit('rank 1 broke: ' + sys.argv[1])\n")
+    records, lines = [], []
+    env = {"PYTHONPATH": str(tmp_path)}
+    launch("stand_in_rank", [], 2, on_line=lines.append, on_record=records.append, env=env)
+    assert records == [{"step": 1, "loss": 2.0}]
+    assert {"rank 0 done", "rank 1 done"} <= set(lines) and "bar 50%" in lines
+    with pytest.raises(RuntimeError, match=r"(?s)2-process training .* exited with code 1.*rank 1 broke: on purpose"):
+        launch("stand_in_rank", ["on purpose"], 2, env=env)
