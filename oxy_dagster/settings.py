@@ -18,6 +18,13 @@ def setting(default: Any, help: str) -> Any:
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+def from_dict(cls, values: dict):
+    """An instance of the settings dataclass ``cls`` from ``values``, ignoring keys it has no field for (a saved
+    config or a job spec written by another version)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
 def scalar_fields(cls) -> list[tuple[str, type, Any, str]]:
     """(name, type, default, help) of every int / float / str / bool field with a plain default."""
     hints = typing.get_type_hints(cls)

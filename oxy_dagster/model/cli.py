@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from dataclasses import fields
 from pathlib import Path
 
 from ..paths import DataPaths
+from ..settings import from_dict
 from ..sid.versions import DEFAULT_VERSION
 from .config import PRESETS, TrainConfig
-from .launch import progress_line
+from .launch import is_lead_rank, progress_line
 from .pipeline import pretrain
 
 
@@ -60,11 +59,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--spec", default=None, help="a JSON job spec (written by pretrain_in_processes); "
                                                  "replaces every other option")
     args = ap.parse_args(argv)
-    lead = int(os.environ.get("RANK", 0)) == 0
+    lead = is_lead_rank()
     if args.spec:
         spec = json.loads(Path(args.spec).read_text())
-        known = {f.name for f in fields(TrainConfig)}
-        cfg = TrainConfig(**{k: v for k, v in spec["train"].items() if k in known})
+        cfg = from_dict(TrainConfig, spec["train"])
         root, version, size, out, overrides = spec["root"], spec["version"], spec["size"], spec["out"], \
             spec.get("model", {})
     else:

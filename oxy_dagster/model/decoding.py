@@ -38,7 +38,7 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     instr, query = model.instruction(batch)
     memory, mask, _ = model.encode(batch, query)
     user_memory, user_mask = memory, mask  # one row per user, for the PRM
-    paths = torch.zeros(memory.shape[0], 1, 0, dtype=torch.long)  # the codes chosen so far, per beam
+    paths = torch.zeros(memory.shape[0], 1, 0, dtype=torch.long)  # the codes chosen so far (kept for the PRM)
     prefix = model.prefix(instr)
     cache: dict = {}
     h, _ = model.decode(prefix, memory, mask, 0, cache)
@@ -60,7 +60,8 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
         else:
             scores, idx = total.topk(k, dim=1)
         origin, code = idx // vocab, idx % vocab
-        paths = torch.cat([paths.gather(1, origin[..., None].expand(-1, -1, lvl)), code[..., None]], -1)
+        if prm is not None:
+            paths = torch.cat([paths.gather(1, origin[..., None].expand(-1, -1, lvl)), code[..., None]], -1)
         flat = (origin + torch.arange(n_users)[:, None] * n_beams).flatten()
         valid = torch.isfinite(scores).flatten()
         parent = prefix_ids.flatten()[flat]

@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from ..infra.process import stop_process_group
 from ..net import free_port
@@ -73,7 +72,6 @@ def launch(module: str, args: list[str], processes: int, on_line: Callable[[str]
                            f"its last lines:\n{shown}")
 
 
-def write_spec(path: Path, spec: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(spec, indent=1, default=str))
-    return path
+def is_lead_rank() -> bool:
+    """Rank 0 of a launcher, or a process started without one: the one that writes files and prints progress."""
+    return int(os.environ.get("RANK", 0)) == 0

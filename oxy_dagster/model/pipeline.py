@@ -20,7 +20,7 @@ from .config import EvalConfig, GeneratorConfig, ModelChoice, TrainConfig, prese
 from .data import build_tensors, load_catalogue, profile_vocab_sizes
 from .evaluate import evaluate, history_repeat_rate
 from .generator import Generator
-from .launch import launch, write_spec
+from .launch import launch
 from .train import train
 from .trie import CodeTrie
 
@@ -73,7 +73,7 @@ def pretrain_in_processes(paths: DataPaths, version: str, size: str, train_cfg: 
     if train_cfg.engine != "deepspeed":
         raise ValueError(f"processes={train_cfg.processes} needs engine='deepspeed', not {train_cfg.engine!r}")
     out_dir = Path(out_dir or paths.model(version))
-    spec = write_spec(out_dir / "launch.json", {"root": str(paths.root), "version": version, "size": size,
+    spec = write_json(out_dir / "launch.json", {"root": str(paths.root), "version": version, "size": size,
                                                  "out": str(out_dir), "train": asdict(train_cfg),
                                                  "model": model_overrides})
     launch("oxy_dagster.model.cli", ["--spec", str(spec)], train_cfg.processes, on_line=echo, on_record=log)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..settings import from_dict
 from .checkpoint import latest_checkpoint
 from .config import TrainConfig
 from .engine import make_engine
@@ -167,7 +168,7 @@ def _agree(engine, flag: bool) -> bool:
 
 def _changed(ckpt: Path, cfg: TrainConfig, model, extra: dict | None) -> bool:
     state = json.loads((ckpt / "state.json").read_text())
-    saved = TrainConfig(**{k: v for k, v in state.get("config", {}).items() if k in TrainConfig.__dataclass_fields__})
+    saved = from_dict(TrainConfig, state.get("config", {}))
     if saved.schedule_key() != cfg.schedule_key():
         return True
     if extra and "model" in extra and json.dumps(state.get("model"), sort_keys=True) != \

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..io import save_figure, write_json
 from ..model.evaluate import evaluate
-from ..model.launch import launch, write_spec
+from ..model.launch import is_lead_rank, launch
 from ..model.pipeline import load_pretrained
 from ..model.trie import DenseTrie
 from ..paths import DataPaths
@@ -39,7 +38,7 @@ def post_train(paths: DataPaths, version: str, cfg: RLConfig | None = None, out_
         if cfg.engine != "deepspeed" or cfg.zero_stage == 3:
             raise ValueError(f"RL over {cfg.processes} processes needs engine='deepspeed' at ZeRO 0-2 (rank 0 "
                              "evaluates with whole weights)")
-        spec = write_spec(out_dir / "launch.json", {
+        spec = write_json(out_dir / "launch.json", {
             "root": str(paths.root), "version": version, "out": str(out_dir), "rl": asdict(cfg),
             "rewards": asdict(reward_cfg or RewardConfig()), "stop_at": stop_at, "eval_rows": eval_rows,
             "eval_every": eval_every, "beam": beam, "pretrained_dir": str(pretrained_dir) if pretrained_dir else None})
@@ -53,7 +52,7 @@ def post_train_here(paths: DataPaths, version: str, cfg: RLConfig, out_dir: Path
                     log=None, stop_at: int | None = None, eval_rows: int = 300, eval_every: int = 25, beam: int = 30,
                     pretrained_dir: Path | None = None) -> dict:
     """The body of ``post_train``: one process, or one rank of a launcher (rank 0 exports and writes the files)."""
-    lead = int(os.environ.get("RANK", 0)) == 0
+    lead = is_lead_rank()
     policy, cat, data, trie = load_pretrained(paths, version, out_dir=pretrained_dir)
     reference = copy.deepcopy(policy)  # frozen: the KL reference and the relevance reward's adapter
     for p in reference.parameters():
