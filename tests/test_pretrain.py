@@ -204,10 +204,11 @@ def test_launch_streams_progress_lines_and_names_a_failed_rank(tmp_path):
     (tmp_path / "stand_in_rank.py").write_text(
         "import os, sys\n"
         "rank = int(os.environ['RANK'])\n"
-        "if rank == 0:\n"
-        "    sys.stdout.write('\\rbar 50%')\n"  # a progress bar's frame, no newline, then the record
-        "    print('OXY_PROGRESS {\"step\": 1, \"loss\": 2.0}', flush=True)\n"
-        "print(f'rank {rank} done', flush=True)\n"
+        # one write() per line (atomic on a pipe), so the two ranks' lines cannot interleave mid-line
+        "if rank == 0:\n"  # a progress bar's frame without a newline, then the record
+        "    sys.stdout.write('\\rbar 50%OXY_PROGRESS {\"step\": 1, \"loss\": 2.0}\\n')\n"
+        "sys.stdout.write(f'rank {rank} done\\n')\n"
+        "sys.stdout.flush()\n"
         "if len(sys.argv) > 1 and rank == 1:\n"
         "    raise SystemExit('rank 1 broke: ' + sys.argv[1])\n")
     records, lines = [], []
