@@ -155,12 +155,12 @@ def ddp_figures(steps: int = 200, batch_size: int = 128, n_users: int = 2000) ->
                           "dataset": f"synthetic, {n_users} users", "final": "mean of the last 20 steps"}}, png
 
 
-def carried(previous: dict, prefixes: tuple[str, ...]) -> dict:
+def carried(previous: dict, prefix: str) -> dict:
     """The figures of a skipped part, from the previous result file, marked with the commit that measured them."""
-    kept = {k: v for k, v in previous.items() if k.startswith(prefixes)}
+    kept = {k: v for k, v in previous.items() if k.startswith(prefix)}
     if kept:
-        kept[f"{prefixes[0].rstrip('_')}_figures_commit"] = previous.get(f"{prefixes[0].rstrip('_')}_figures_commit",
-                                                                         previous.get("commit"))
+        key = f"{prefix.rstrip('_')}_figures_commit"
+        kept[key] = previous.get(key, previous.get("commit"))
     return kept
 
 
@@ -183,23 +183,23 @@ def main() -> None:
         else {}
     figures, artifacts = {}, []
     if args.skip_ddp:
-        figures.update(carried(previous, ("ddp",)))
+        figures.update(carried(previous, "ddp"))
     else:
         ddp, png = ddp_figures()
         figures.update(ddp)
         artifacts.append(png)
         print({k: v for k, v in ddp.items() if k.startswith("ddp")}, flush=True)
     if args.skip_spark:
-        figures.update(carried(previous, ("spark",)))
+        figures.update(carried(previous, "spark"))
     else:
         figures.update(spark_figures())
         print({k: v for k, v in figures.items() if k.startswith("spark")}, flush=True)
     if args.skip_redis:
-        figures.update(carried(previous, ("redis",)))
+        figures.update(carried(previous, "redis"))
     else:
         figures.update(redis_figures())
     ui = Path(args.ui_checks)  # the last UI test run's checks; without one, the previous file's figures
-    figures.update(ui_figures(ui) if ui.exists() else carried(previous, ("ui_",)))
+    figures.update(ui_figures(ui) if ui.exists() else carried(previous, "ui_"))
     print(write_result("production", figures, artifacts=artifacts).read_text())
 
 
