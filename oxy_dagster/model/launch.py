@@ -44,7 +44,7 @@ def launch(module: str, args: list[str], processes: int, on_line: Callable[[str]
     threads = max(1, (os.cpu_count() or 1) // processes)
     child_env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", **(env or {})}
     cmd = torchrun_command(module, args, processes)
-    tail: collections.deque[str] = collections.deque(maxlen=40)
+    tail: collections.deque[str] = collections.deque(maxlen=200)  # torchrun's own failure report alone runs ~40
     # text mode reads tqdm's carriage returns as line ends, so a progress bar arrives as lines too
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                             env=child_env, start_new_session=True)
