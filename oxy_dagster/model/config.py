@@ -43,6 +43,10 @@ class GeneratorConfig:
     q2i_var_weight: float = 1.0
     q2i_decor_weight: float = 0.01
     adapter_dim: int = 64
+    # dense item retrieval on the decoder state (LIGER's hybrid): the state that predicts the first code,
+    # projected, scores every catalogue item's vector (code + side-feature + text embedding) by a full softmax
+    dense_weight: float = 0.0  # 0: no dense head
+    dense_mix: float = 0.0  # beam search ranks its candidates by log p(codes) + dense_mix x log p_dense(item)
 
     def __post_init__(self):
         if self.placement not in PLACEMENTS:
@@ -53,6 +57,14 @@ class GeneratorConfig:
             raise ValueError("d_model must be divisible by n_heads")
         self.code_vocab = tuple(int(v) for v in self.code_vocab)
 
+    @classmethod
+    def from_saved(cls, saved: dict) -> GeneratorConfig:
+        """The config a checkpoint or deployed bundle recorded; a field added since it was written is off
+        (e.g. a checkpoint from before the dense head has none), so old weights load as they were trained."""
+        return cls(**{**ADDED_SINCE_OFF, **saved, "code_vocab": tuple(saved["code_vocab"])})
+
+
+ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0}  # fields newer than some saved configs: their "off"
 
 # Seed Table 3 (hidden / intermediate, experts total / active) and CPU-sized presets.
 PRESETS: dict[str, dict] = {
@@ -110,6 +122,8 @@ class TrainConfig:
     max_wall_s: float = setting(0.0, "> 0: stop after a checkpoint once training has run this long")
     budget_s: float = setting(0.0, "> 0: a wall-clock budget: train until it is spent (steps is then a cap), the "
                                    "cosine LR decaying over the budget's seconds, not over steps")
+    group_by_length: int = setting(32, "> 0: each batch comes from a megabatch of this many batches sorted by history "
+                                      "length (less padding computed per step); 0: uniform random batches")
     engine: str = setting("deepspeed", "torch (plain, one process) or deepspeed (ZeRO, any world size)")
     zero_stage: int = setting(1, "DeepSpeed ZeRO stage 0-3 (engine=deepspeed); bf16 on GPU, fp32 on CPU")
     moe: str = setting("native", "MoE presets under DeepSpeed: native replicates experts; deepspeed splits them "

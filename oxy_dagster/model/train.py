@@ -26,16 +26,42 @@ from .engine import make_engine
 from .optim import budget_lr_lambda
 
 
-def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+def batch_indices(n: int, batch_size: int, seed: int, step: int, order=None) -> np.ndarray:
+    """Sample positions of global batch ``step``: consecutive slices of one permutation per epoch (``order(epoch)``,
+    default a seeded uniform permutation), so a resumed run draws the same batches."""
     start = step * batch_size
     out, pos = [], start
     while len(out) < batch_size:
         epoch, offset = divmod(pos, n)
-        perm = np.random.default_rng(seed + epoch).permutation(n)
+        perm = order(epoch) if order else np.random.default_rng(seed + epoch).permutation(n)
         take = perm[offset: offset + batch_size - len(out)]
         out.extend(take.tolist())
         pos += len(take)
     return np.asarray(out)
+
+
+class LengthGroupedOrder:
+    """An epoch's permutation in which each batch holds samples of similar history length.
+
+    The seeded uniform permutation is cut into megabatches of ``group`` batches; each megabatch is sorted by
+    length and cut into batches; all batches are then shuffled (seeded), so the order of lengths is random."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, group: int):
+        self.lengths, self.batch_size, self.seed, self.group = np.asarray(lengths), batch_size, seed, group
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def __call__(self, epoch: int) -> np.ndarray:
+        if self._cached is None or self._cached[0] != epoch:
+            rng = np.random.default_rng(self.seed + epoch)
+            perm = rng.permutation(len(self.lengths))
+            mega = self.group * self.batch_size
+            pieces = []
+            for i in range(0, len(perm), mega):
+                chunk = perm[i:i + mega]
+                chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+                pieces += [chunk[j:j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
+            self._cached = (epoch, np.concatenate([pieces[k] for k in rng.permutation(len(pieces))]))
+        return self._cached[1]
 
 
 def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path, extra: dict | None = None,
@@ -77,6 +103,10 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
     clock = _TrainingClock(engine, trained_before)
     if cfg.budget_s > 0:  # the cosine follows the seconds trained (this run's and the checkpoint's)
         engine.sched.lr_lambdas = [budget_lr_lambda(cfg, clock.trained_s)] * len(engine.sched.base_lrs)
+    order = None
+    if cfg.group_by_length > 0:
+        lengths = (data.tensors["short_items"][torch.as_tensor(rows)] != model.pad_item).sum(1).numpy()
+        order = LengthGroupedOrder(lengths, cfg.batch_size, cfg.seed, cfg.group_by_length)
     tokens_per_sample = data.tensors["short_items"].shape[1] + len(model.cfg.code_vocab) + 3
     history: list[dict] = []
     model.train()
@@ -86,11 +116,11 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
                total=None if cfg.budget_s > 0 else cfg.steps,  # a budget run ends on the clock, not at a step
                disable=not lead)
     for step in bar:
-        idx = rows[batch_indices(len(rows), cfg.batch_size, cfg.seed, step)]
+        idx = rows[batch_indices(len(rows), cfg.batch_size, cfg.seed, step, order)]
         batch = data.batch(idx[engine.rank::engine.world])  # each process takes its slice of the global batch
         out = engine.forward(batch)
         engine.step(out["loss"])
-        losses = {k: out[k].detach() for k in ("loss", "ntp", "balance", "q2i") if k in out}
+        losses = {k: out[k].detach() for k in ("loss", "ntp", "balance", "q2i", "dense") if k in out}
         record = {"step": step + 1, **mean_over_ranks(engine, losses), "lr": engine.lr}
         history.append(record)
         done = step + 1
