@@ -26,13 +26,15 @@ def _reorder(cache, index: torch.Tensor):
 @torch.no_grad()
 def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, topk: int = 20,
                 leaf_rows: torch.Tensor | None = None, exclude: torch.Tensor | None = None,
-                prm=None) -> tuple[torch.Tensor, torch.Tensor]:
+                prm=None, dense_mix: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top ``topk`` items per row of ``batch`` as (item rows, log-probabilities), best first.
 
     ``leaf_rows`` maps the trie's leaves to global item rows when ``trie`` covers a candidate pool;
     rows with fewer valid items than ``topk`` are padded with -1 and score -inf. ``exclude``: (rows, H)
     global item rows never to return (e.g. the user's history); entries outside the catalogue are padding.
     ``prm``: a ``prm.ProcessRewardModel`` that re-ranks each level's extensions before the last (pruning).
+    ``dense_mix``: weight of the dense head's item log-probability in the final ranking of the last level's
+    candidates (``Generator.rescore``; default the model's own ``dense_mix``).
     """
     model.eval()
     instr, query = model.instruction(batch)
@@ -42,7 +44,7 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     prefix = model.prefix(instr)
     cache: dict = {}
     h, _ = model.decode(prefix, memory, mask, 0, cache)
-    last = h[:, -1]
+    last = first_state = h[:, -1]
     n_users = memory.shape[0]
     scores = torch.zeros(n_users, 1)
     prefix_ids = torch.zeros(n_users, 1, dtype=torch.long)
@@ -78,6 +80,7 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     items = torch.where(prefix_ids >= 0, trie.item_of_leaf[prefix_ids.clamp(min=0)], torch.full_like(prefix_ids, -1))
     if leaf_rows is not None:
         items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
+    scores = model.rescore(first_state, items, scores, dense_mix)
     if exclude is not None:
         seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
         scores = scores.masked_fill(seen, float("-inf"))

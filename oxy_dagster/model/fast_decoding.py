@@ -99,6 +99,7 @@ class BeamDecoder:
         true = scores  # path log-probability under the model (the same unless sampling)
         prefix_ids = torch.zeros(n_req, 1, dtype=torch.long)
         last = h[:, -1:]  # (B, beams=1, d)
+        first_state = h[:, -1]  # scores the candidates with the dense head, if the model has one
         hist_k = [None] * len(self.layers)  # per layer: (B, beams, H, level, dk) keys of the generated codes
         hist_v = [None] * len(self.layers)
         for lvl in range(self.levels):
@@ -129,6 +130,7 @@ class BeamDecoder:
         scores = true.masked_fill(items < 0, float("-inf")) if sampling else scores
         if leaf_rows is not None:
             items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
+        scores = m.rescore(first_state, items, scores)
         if exclude is not None:
             seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
             scores = scores.masked_fill(seen, float("-inf"))

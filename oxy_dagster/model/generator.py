@@ -58,6 +58,8 @@ class Generator(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_dec_layers))
         self.enc_ln, self.dec_ln = nn.LayerNorm(d), nn.LayerNorm(d)
         self.heads = nn.ModuleList(nn.Linear(d, v) for v in cfg.code_vocab)
+        if cfg.dense_weight > 0:
+            self.dense_proj = nn.Linear(d, d)
 
     # ----- items and instruction -------------------------------------------------------------
     def item_embedding(self, rows: torch.Tensor) -> torch.Tensor:
@@ -69,6 +71,25 @@ class Generator(nn.Module):
     def item_adapter(self, rows: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         z = self.adapter(self.item_embedding(rows) + self.item_text_proj(self.item_text[rows]))
         return F.normalize(z, dim=-1) if normalize else z
+
+    def item_vectors(self) -> torch.Tensor:
+        """Every catalogue item's vector for dense retrieval: (n_items, d), built from its semantic ID."""
+        rows = torch.arange(self.pad_item, device=self.item_codes.device)
+        return self.item_embedding(rows) + self.item_text_proj(self.item_text[rows])
+
+    def dense_logp(self, state: torch.Tensor) -> torch.Tensor:
+        """log p_dense(item | user) over the catalogue from the decoder state that predicts the first code."""
+        return torch.log_softmax((self.dense_proj(state) @ self.item_vectors().T).float(), -1)
+
+    def rescore(self, state: torch.Tensor, items: torch.Tensor, scores: torch.Tensor,
+                mix: float | None = None) -> torch.Tensor:
+        """Beam scores of candidate ``items`` (rows, K; -1 empty) plus ``mix`` x their dense log-probability
+        (default: the model's ``dense_mix``); unchanged without a dense head or with mix 0."""
+        mix = self.cfg.dense_mix if mix is None else mix
+        if not mix or self.cfg.dense_weight <= 0:
+            return scores
+        dense = self.dense_logp(state).gather(1, items.clamp(min=0))
+        return torch.where(items >= 0, scores + mix * dense, scores)
 
     def instruction(self, batch: dict) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Instruction token(s) for the decoder and the fused vector (IGR / Q2I query)."""
@@ -91,16 +112,22 @@ class Generator(nn.Module):
             return long_items[:, -k:]
         with torch.no_grad():
             q = F.normalize(self.adapter(query), dim=-1)
-            score = torch.einsum("bd,bld->bl", q, self.item_adapter(long_items))
+            distinct, where = torch.unique(long_items, return_inverse=True)  # histories share items and padding
+            score = torch.einsum("bd,bld->bl", q, self.item_adapter(distinct)[where])
             score = score.masked_fill(long_items == self.pad_item, float("-inf"))
             idx = score.topk(k, dim=1).indices.sort(dim=1).values  # keep time order
         return long_items.gather(1, idx)
 
     def encode(self, batch: dict, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         short, beh = batch["short_items"], batch["short_behaviors"]
+        # Columns that are padding in every row are masked keys everywhere: dropping them changes no output
+        # and saves their compute (histories are right-aligned, so those are the leading short columns).
+        first = int((short != self.pad_item).any(0).int().argmax()) if short.numel() else 0
+        short, beh = short[:, first:], beh[:, first:]
         long_rows = self.retrieve_long(query, batch["long_items"])
+        long_rows = long_rows[:, (long_rows != self.pad_item).any(0)]
         prof = sum(emb(batch[f"profile_{k}"]) for k, emb in self.profile_emb.items()) + self.segment_emb.weight[0]
-        pos = torch.arange(short.shape[1], device=short.device)
+        pos = torch.arange(first, first + short.shape[1], device=short.device)  # a column keeps its position
         s_tok = self.item_embedding(short) + self.behavior_emb(beh) + self.pos_emb(pos) + self.segment_emb.weight[1]
         l_tok = self.item_embedding(long_rows).detach() + self.segment_emb.weight[2]
         x = torch.cat([prof.unsqueeze(1), s_tok, l_tok], 1)
@@ -149,6 +176,10 @@ class Generator(nn.Module):
         ntp = (ce.sum(1) * w).sum() / (w.sum() * levels)
         out = {"ntp": ntp, "balance": aux_e + aux_d, "code_ce": ce.detach().mean(0)}
         loss = ntp + self.cfg.moe_balance_weight * out["balance"]
+        if self.cfg.dense_weight > 0:
+            nll = -self.dense_logp(h[:, 0]).gather(1, batch["target"][:, None]).squeeze(1)
+            out["dense"] = (nll * w).sum() / w.sum()
+            loss = loss + self.cfg.dense_weight * out["dense"]
         if self.cfg.q2i_weight > 0:
             out["q2i"] = self.q2i_loss(query, batch["target"])
             loss = loss + self.cfg.q2i_weight * out["q2i"]

@@ -130,7 +130,7 @@ def load_pretrained(paths: DataPaths, version: str, out_dir: Path | None = None)
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint under {out_dir}/checkpoints: materialize pretrained_checkpoint")
     state = json.loads((ckpt / "state.json").read_text())
-    cfg = GeneratorConfig(**{**state["model"], "code_vocab": tuple(state["model"]["code_vocab"])})
+    cfg = GeneratorConfig.from_saved(state["model"])
     cat, data, model, trie = prepare(paths, state["sid_version"], cfg)
     if state["sid_fingerprint"] != cat.fingerprint():
         raise ValueError(f"checkpoint {ckpt} belongs to SID {state['sid_version']} codes "

@@ -71,7 +71,7 @@ def load_bundle(path: str | Path) -> ServingModel:
                     table.cate.to_numpy(np.int64), table.brand.to_numpy(np.int64), manifest["sid_version"])
     if cat.fingerprint() != manifest["sid_fingerprint"]:
         raise ValueError(f"{path}: codes do not match the manifest's SID fingerprint")
-    cfg = GeneratorConfig(**{**manifest["model"], "code_vocab": tuple(manifest["model"]["code_vocab"])})
+    cfg = GeneratorConfig.from_saved(manifest["model"])
     text = load_file(str(path / "item_text.safetensors"))["text"]
     model = Generator(cfg, torch.from_numpy(cat.codes), torch.from_numpy(cat.cate), torch.from_numpy(cat.brand), text)
     model.load_state_dict(load_file(str(path / "model.safetensors")))
