@@ -21,10 +21,12 @@ import argparse
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from benchmarks.beauty_eval import curve_point, minutes_to
 from benchmarks.common import RESULTS, PeakRSS, write_result
 from oxy_dagster.data.pipeline import run_all
 from oxy_dagster.data.sources import DatasetConfig
@@ -55,20 +57,34 @@ def prepare_data(paths: DataPaths, dataset_path: str | None, versions: list[str]
 
 
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
-    """Train until the wall-clock budget is spent (the cosine LR decays over its seconds); the training figures."""
+    """Train until the wall-clock budget is spent (the cosine LR decays over its seconds); the training figures.
+
+    With ``--curve-every-min`` training stops every that many minutes after a checkpoint, the checkpoint is
+    scored on validation and test users (``curve_point``; not counted as training time), and training resumes
+    from it on the same trajectory."""
     shutil.rmtree(out, ignore_errors=True)
     cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60, batch_size=args.batch_size, lr=args.lr, warmup=200,
-                      seed=args.seed, log_every=50, ckpt_every=500, engine="torch")
+                      seed=args.seed, log_every=50, ckpt_every=10**6, engine="torch")
+    segment = args.curve_every_min * 60
     print(f"{version}: training for {args.budget_min} min of wall clock", flush=True)
-    t0 = time.perf_counter()
-    info, model, cat, data, trie = pretrain(paths, version, args.size, cfg, out_dir=out)
-    train_wall = time.perf_counter() - t0
-    hist = json.loads((out / "history.json").read_text())
-    state = json.loads((latest_checkpoint(out / "checkpoints") / "state.json").read_text())
-    return {"bundle": (model, cat, data, trie),
-            "train_wall_s": round(train_wall, 1), "trained_s": round(state["trained_s"], 1),
-            "steps_done": len(hist), "epochs": round(len(hist) * args.batch_size / info["train_samples"], 2),
-            "final_loss": info["final_loss"], "params": info["params"], "seed": args.seed, "sid_version": version}
+    curve, wall = [], 0.0
+    while True:
+        t0 = time.perf_counter()
+        info, model, cat, data, trie = pretrain(paths, version, args.size, replace(cfg, max_wall_s=segment),
+                                                out_dir=out)
+        wall += time.perf_counter() - t0
+        trained_s = json.loads((latest_checkpoint(out / "checkpoints") / "state.json").read_text())["trained_s"]
+        if segment:
+            curve.append(curve_point(model, data, trie, trained_s / 60, args.curve_rows, args.beam))
+            print("curve", curve[-1], flush=True)
+        if not segment or trained_s >= cfg.budget_s:
+            break
+    return {"bundle": (model, cat, data, trie), "curve": curve,
+            "train_wall_s": round(wall, 1), "trained_s": round(trained_s, 1),
+            "steps_done": info["steps"], "epochs": round(info["steps"] * args.batch_size / info["train_samples"], 2),
+            "final_loss": info["final_loss"], "params": info["params"], "seed": args.seed, "sid_version": version,
+            "recipe": {k: info["model"][k] for k in ("dense_weight", "dense_mix", "dropout", "d_model")}
+            | {"group_by_length": cfg.group_by_length}}
 
 
 def reuse(paths: DataPaths, version: str, out: Path, earlier: dict) -> dict:
@@ -122,6 +138,24 @@ def plot(results: dict, peer: dict | None, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def plot_curve(oxyrec: list[dict], peer: list[dict], path: Path) -> Path:
+    """Validation Recall@10 (history filter on) against minutes of training, both models."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, curve in (("OxyRec", oxyrec), ("SASRec (RecBole)", peer)):
+        if curve:
+            ax.plot([p["minute"] for p in curve], [p["valid"]["recall@10"] for p in curve], marker="o", label=name)
+    ax.set(xlabel="minutes of training (2 cores)", ylabel="validation Recall@10",
+           title="Amazon Beauty: recall against training time")
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dataset-path", default=None)
@@ -135,6 +169,13 @@ def main() -> None:
     ap.add_argument("--eval-rows", type=int, default=0, help="0: every test user")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--curve-every-min", type=float, default=0.0,
+                    help="> 0: score a checkpoint every this many minutes of training (and the peer after each "
+                         "epoch) on validation and test users: the recall-vs-time curve and minutes_to_tiger")
+    ap.add_argument("--curve-rows", type=int, default=3000, help="users per split scored at each curve point")
+    ap.add_argument("--name", default="beauty", help="results name: benchmarks/results/<name>.json and .png")
+    ap.add_argument("--levers-from", default=str(RESULTS / "beauty_levers.json"),
+                    help="the levers table (benchmarks/beauty_levers.py) to carry into the results")
     ap.add_argument("--reuse-trained", default=None,
                     help="a results JSON: evaluate the models that run trained (kept under $OXY_HOME/bench/"
                          "beauty-models) instead of training again; its training figures are carried over")
@@ -161,7 +202,8 @@ def main() -> None:
             # The seconds OxyRec's training loop measured itself (resumes included), not the nominal budget.
             main_run = results[versions[0]]
             peer = run_sasrec(splits, main_run.get("trained_s", main_run["train_wall_s"]),
-                              oxy_home() / "bench" / "recbole", seed=args.seed, log=lambda r: print(r, flush=True))
+                              oxy_home() / "bench" / "recbole", seed=args.seed, log=lambda r: print(r, flush=True),
+                              curve=args.curve_every_min > 0)
             print("peer", peer, flush=True)
     main_v = results[versions[0]]
     figures = {**{k: main_v[k] for k in (*KEYS, "train_wall_s", "params", "seed", "sid_version")},
@@ -185,9 +227,24 @@ def main() -> None:
         figures["ratio_to_peer"] = {k: round(main_v[k] / max(peer[k], 1e-9), 3) for k in KEYS}
         figures["ratio_to_peer_plain"] = {k: round(main_v["plain"][k] / max(peer["plain"][k], 1e-9), 3)
                                           for k in KEYS}
-    png = plot(results, peer, RESULTS / "beauty.png")
-    write_result("beauty", figures, {"dataset": "beauty", "budget_min": figures["budget_s"] / 60, "size": args.size,
-                                     "beam": args.beam, "reuse_trained": bool(args.reuse_trained)}, artifacts=[png])
+    pngs = [plot(results, peer, RESULTS / f"{args.name}.png")]
+    if main_v.get("curve"):
+        peer_curve = (peer or {}).get("curve", [])
+        figures["minutes_to_tiger"] = {"oxyrec": minutes_to(main_v["curve"], TIGER),
+                                       "oxyrec_plain": minutes_to(main_v["curve"], TIGER, plain=True),
+                                       "peer": minutes_to(peer_curve, TIGER) if peer_curve else None,
+                                       "peer_plain": minutes_to(peer_curve, TIGER, plain=True) if peer_curve else None,
+                                       "curve_rows": args.curve_rows, "split": "test"}
+        pngs.append(plot_curve(main_v["curve"], peer_curve, RESULTS / f"{args.name}_curve.png"))
+    if Path(args.levers_from).exists():
+        table = json.loads(Path(args.levers_from).read_text())
+        figures["levers"] = {"from": Path(args.levers_from).name, "commit": table["commit"], "split": table["split"],
+                             "budget_s": table["budget_s"],
+                             **{name: {k: row[k] for k in ("recall@10", "ndcg@10", "plain", "kept", "std")
+                                       if k in row} for name, row in table["levers"].items()}}
+    write_result(args.name, figures, {"dataset": "beauty", "budget_min": figures["budget_s"] / 60,
+                                      "size": args.size, "beam": args.beam,
+                                      "reuse_trained": bool(args.reuse_trained)}, artifacts=pngs)
     print(figures)
 
 

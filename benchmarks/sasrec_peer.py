@@ -69,8 +69,12 @@ def full_sort_metrics(trainer, test_data, ks=(5, 10, 20)) -> tuple[dict[str, flo
     return excluded, plain
 
 
-def run_sasrec(splits: pd.DataFrame, budget_s: float, workdir: Path, seed: int = 0, log=print) -> dict:
-    """Train SASRec for at most ``budget_s`` seconds of epochs; return its test metrics."""
+def run_sasrec(splits: pd.DataFrame, budget_s: float, workdir: Path, seed: int = 0, log=print,
+               curve: bool = False) -> dict:
+    """Train SASRec for at most ``budget_s`` seconds of epochs; return its test metrics.
+
+    ``curve``: after every epoch score every validation and test user (history filter on, and ``plain``); the
+    scoring time is not counted against the budget. The points are returned under ``curve``."""
     _numpy_aliases()
     import torch
     from recbole.config import Config
@@ -89,19 +93,27 @@ def run_sasrec(splits: pd.DataFrame, budget_s: float, workdir: Path, seed: int =
     init_seed(config["seed"], config["reproducibility"])
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = create_dataset(config)
-    train_data, _valid, test_data = data_preparation(config, dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    t0, epoch, times = time.perf_counter(), 0, []
+    epoch, times, points = 0, [], []
     while True:
         start = time.perf_counter()
         loss = trainer._train_epoch(train_data, epoch, show_progress=True)
         times.append(time.perf_counter() - start)
         epoch += 1
         log({"peer_epoch": epoch, "peer_loss": float(np.sum(loss)), "peer_epoch_s": times[-1]})
-        if time.perf_counter() - t0 + float(np.mean(times)) > budget_s:
+        if curve:
+            point = {"minute": round(sum(times) / 60, 2), "epoch": epoch}
+            for split, loader in (("valid", valid_data), ("test", test_data)):
+                excluded, plain = full_sort_metrics(trainer, loader, ks=(10,))
+                point[split] = {**{k: round(v, 5) for k, v in excluded.items()},
+                                "plain": {k: round(v, 5) for k, v in plain.items()}}
+            points.append(point)
+            log({"peer_curve": point})
+        if sum(times) + float(np.mean(times)) > budget_s:
             break
-    wall = time.perf_counter() - t0
+    wall = sum(times)
     result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
     excluded, plain = full_sort_metrics(trainer, test_data)
     for k in ("recall@10", "ndcg@10"):  # the shared ranking routine agrees with RecBole's own evaluator
@@ -111,6 +123,6 @@ def run_sasrec(splits: pd.DataFrame, budget_s: float, workdir: Path, seed: int =
             **{k: round(v, 5) for k, v in excluded.items()}, "plain": {k: round(v, 5) for k, v in plain.items()},
             "exclude_history": True,
             "recbole_evaluator": {k: float(result[k]) for k in ("recall@5", "ndcg@5", "recall@10", "ndcg@10")},
-            "train_wall_s": round(wall, 1), "epochs": epoch, "seed": seed,
+            "train_wall_s": round(wall, 1), "epochs": epoch, "seed": seed, **({"curve": points} if curve else {}),
             "params": int(sum(p.numel() for p in model.parameters())),
             "items": int(dataset.item_num - 1), "users": int(dataset.user_num - 1)}

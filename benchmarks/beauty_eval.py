@@ -1,0 +1,78 @@
+"""Scoring shared by the Beauty benchmarks: one beam search per user, read under several protocols.
+
+``candidates`` keeps the beam's last-level items (beam + history length of them, so the
+history filter can drop items without emptying the list) with their generation
+log-probability and, for a model with a dense head, their dense log-probability;
+``scored`` ranks them under a ``dense_mix`` with or without the history filter.
+``curve_point`` and ``minutes_to`` turn checkpoints into the recall-vs-time curve.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from oxy_dagster.model.decoding import beam_search
+from oxy_dagster.model.evaluate import history_items, ranking_metrics
+
+KEYS = ("recall@10", "ndcg@10")
+
+
+@torch.no_grad()
+def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int = 256, desc: str = "candidates"):
+    out = {"items": [], "gen": [], "dense": [], "seen": []}
+    model.eval()
+    for i in tqdm(range(0, len(rows), batch_size), desc=desc, mininterval=5):
+        batch = data.batch(rows[i:i + batch_size])
+        hist = history_items(batch)
+        items, gen = beam_search(model, batch, trie, beam=beam, topk=beam + hist.shape[1], dense_mix=0.0)
+        dense = torch.zeros_like(gen)
+        if model.cfg.dense_weight > 0:
+            instr, query = model.instruction(batch)
+            memory, mask, _ = model.encode(batch, query)
+            h, _ = model.decode(model.prefix(instr), memory, mask)
+            dense = model.dense_logp(h[:, -1]).gather(1, items.clamp(min=0))
+        out["items"].append(items)
+        out["gen"].append(gen)
+        out["dense"].append(dense)
+        out["seen"].append((items[:, :, None] == hist[:, None, :]).any(-1))
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def scored(c: dict, target: np.ndarray, mix, exclude_history: bool, keys=KEYS) -> dict:
+    """Recall / NDCG of the candidates ranked by generation + mix x dense (mix "only": dense alone)."""
+    score = c["dense"] if mix == "only" else c["gen"] + float(mix) * c["dense"]
+    score = score.masked_fill(c["items"] < 0, float("-inf"))
+    if exclude_history:
+        score = score.masked_fill(c["seen"], float("-inf"))
+    top, order = score.topk(min(20, score.shape[1]), dim=1)
+    pred = c["items"].gather(1, order).masked_fill(~torch.isfinite(top), -1).numpy()
+    return {k: round(float(v.mean()), 5) for k, v in ranking_metrics(pred, target).items() if k in keys}
+
+
+def split_rows(data, split: str, n_items: int, limit: int = 0) -> np.ndarray:
+    rows = np.flatnonzero((data.meta.split == split).to_numpy() & (data.tensors["target"].numpy() < n_items))
+    return rows[:limit] if limit else rows
+
+
+def curve_point(model, data, trie, minute: float, limit: int, beam: int) -> dict:
+    """Validation and test figures (history filter on, and ``plain``) of a model at ``minute`` of training,
+    ranked by its own ``dense_mix``."""
+    point = {"minute": round(minute, 2)}
+    for split in ("valid", "test"):
+        rows = split_rows(data, split, model.pad_item, limit)
+        c = candidates(model, data, trie, rows, beam, desc=f"curve {split} @ {minute:.1f} min")
+        target = data.tensors["target"].numpy()[rows]
+        mix = model.cfg.dense_mix
+        point[split] = {**scored(c, target, mix, True), "plain": scored(c, target, mix, False)}
+    return point
+
+
+def minutes_to(curve: list[dict], bar: dict, split: str = "test", plain: bool = False) -> float | None:
+    """The first minute of the curve at which both of ``bar``'s figures are reached (None: never)."""
+    for p in curve:
+        got = p[split]["plain"] if plain else p[split]
+        if all(got[k] >= bar[k] for k in KEYS):
+            return p["minute"]
+    return None

@@ -1,0 +1,140 @@
+"""Benchmark: which training / decoding levers move the generator on Amazon Beauty (issue #15's levers table).
+
+Every lever trains the generator afresh for the same short wall-clock budget
+(``TrainConfig.budget_s``) from the same data and SID codebook, then ranks the
+catalogue for the first ``--eval-rows`` users of the **validation** split (never
+test: the settings chosen here are then run once on test by ``benchmarks/beauty.py``).
+One beam search per lever gives the candidates (beam + the history length, so the
+history filter can drop items without emptying the list); they are scored with
+and without the history filter and, for a model with a dense head, re-ranked
+with each ``dense_mix`` in ``MIXES`` (generation log-probability plus mix x the
+dense head's item log-probability; mix "only" ranks the beam's candidates by the
+dense head alone). A lever's figure is its best mix; every mix is in the JSON.
+The recipe lever (``RECIPE``, the committed defaults) trains with every one of ``--seeds``, the others
+with seed 0; a row reads every seed at the first seed's best mix (mean, std). Finished levers are kept
+under ``$OXY_HOME/bench/levers`` so an interrupted sweep resumes where it stopped.
+Writes benchmarks/results/beauty_levers.json; ``benchmarks/beauty.py`` carries its table.
+
+Usage: ``python -m benchmarks.beauty_levers [--budget-min 10] [--levers baseline,grouped_batches] [--seeds 0,1,2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import time
+
+import numpy as np
+
+from benchmarks.beauty import prepare_data
+from benchmarks.beauty_eval import KEYS, candidates, scored, split_rows
+from benchmarks.common import write_result
+from oxy_dagster.io import write_json
+from oxy_dagster.model.checkpoint import latest_checkpoint
+from oxy_dagster.model.config import TrainConfig
+from oxy_dagster.model.pipeline import pretrain
+from oxy_dagster.paths import DataPaths
+from oxy_dagster.paths import work_dir as oxy_home
+
+# name -> (generator overrides, training overrides); "baseline" is the committed default recipe
+# The recipe before issue #15 (pinned, so a lever means the same after the defaults change) and each lever on it.
+BASE_MODEL = {"dense_weight": 0.0, "dense_mix": 0.0}
+BASE_TRAIN = {"lr": 2e-3, "batch_size": 256, "group_by_length": 0}
+GROUPED = {"group_by_length": 32}
+LEVERS: dict[str, tuple[dict, dict]] = {
+    "baseline": ({}, {}),
+    "grouped_batches": ({}, GROUPED),
+    "grouped_dense": ({"dense_weight": 1.0}, GROUPED),
+    "grouped_dropout0": ({"dropout": 0.0}, GROUPED),
+}
+MIXES = (0.0, 0.25, 0.5, 1.0, 2.0, "only")
+RECIPE = "grouped_batches"  # the levers the committed defaults combine (GeneratorConfig, TrainConfig)
+DECISIONS = {  # lever -> kept / dropped and why, from the validation figures
+    "baseline": "the recipe before #15",
+    "grouped_batches": "kept (TrainConfig.group_by_length = 32): 1.9x the steps in the budget, the largest gain",
+    "grouped_dense": "dropped (dense_weight stays 0): generation falls far below grouped_batches and re-ranking "
+                     "by the dense head recovers only part of it",
+}
+
+
+def run_lever(paths: DataPaths, name: str, seed: int, args) -> dict:
+    model_over, train_over = LEVERS[name]
+    model_over, train_kw = {**BASE_MODEL, **model_over}, {**BASE_TRAIN, **train_over}
+    spec = {"lever": name, "seed": seed, "model": model_over, "train": train_kw, "budget_min": args.budget_min,
+            "version": args.version, "eval_rows": args.eval_rows, "beam": args.beam}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    done = oxy_home() / "bench" / "levers" / f"{name}-s{seed}-{key}.json"
+    if done.exists() and not args.fresh:
+        return json.loads(done.read_text())
+    cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60, warmup=200, seed=seed, log_every=50,
+                      ckpt_every=10**6, engine="torch", **train_kw)
+    out = oxy_home() / "bench" / "levers" / "model"
+    shutil.rmtree(out, ignore_errors=True)
+    print(f"{name} (seed {seed}): {args.budget_min} min of training", flush=True)
+    info, model, cat, data, trie = pretrain(paths, args.version, "small", cfg, out_dir=out, **model_over)
+    train_s = json.loads((latest_checkpoint(out / "checkpoints") / "state.json").read_text())["trained_s"]
+    rows = split_rows(data, "valid", cat.pad, args.eval_rows)
+    t0 = time.perf_counter()
+    c = candidates(model, data, trie, rows, args.beam, desc="valid candidates")
+    target = data.tensors["target"].numpy()[rows]
+    mixes = MIXES if model.cfg.dense_weight > 0 else (0.0,)
+    by_mix = {str(m): {**scored(c, target, m, True), "plain": scored(c, target, m, False)} for m in mixes}
+    best = max(by_mix, key=lambda m: by_mix[m]["recall@10"] + by_mix[m]["ndcg@10"])
+    result = {**spec, **{k: by_mix[best][k] for k in KEYS}, "plain": by_mix[best]["plain"], "best_mix": best,
+              "by_mix": by_mix, "params": info["params"], "steps": info["steps"],
+              "samples_per_s": round(info["steps"] * train_kw["batch_size"] / train_s, 1),
+              "final_loss": info["final_loss"], "train_wall_s": round(train_s, 1),
+              "eval_wall_s": round(time.perf_counter() - t0, 1), "evaluated": int(len(rows))}
+    write_json(done, result)
+    print(name, {k: result[k] for k in (*KEYS, "plain", "best_mix", "steps")}, flush=True)
+    return result
+
+
+def summarise(name: str, rs: list[dict]) -> dict:
+    """A lever's row: its first seed's best mix, read for every seed (mean, and std over several seeds)."""
+    mix = rs[0]["best_mix"]
+    at = [r["by_mix"][mix] for r in rs]
+    row = {k: round(float(np.mean([m[k] for m in at])), 5) for k in KEYS}
+    row["plain"] = {k: round(float(np.mean([m["plain"][k] for m in at])), 5) for k in KEYS}
+    if len(rs) > 1:
+        row["std"] = {k: round(float(np.std([m[k] for m in at], ddof=1)), 5) for k in KEYS}
+        row["std_plain"] = {k: round(float(np.std([m["plain"][k] for m in at], ddof=1)), 5) for k in KEYS}
+    return {**row, "mix": mix, "seeds": [r["seed"] for r in rs], "kept": DECISIONS.get(name, "not decided"),
+            "steps": rs[0]["steps"], "samples_per_s": rs[0]["samples_per_s"], "runs": rs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dataset-path", default=None)
+    ap.add_argument("--budget-min", type=float, default=10.0)
+    ap.add_argument("--levers", default=",".join(LEVERS))
+    ap.add_argument("--seeds-of", default=RECIPE, help="the lever trained with every one of --seeds (the others: "
+                                                        "seed 0)")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--version", default="V4")
+    ap.add_argument("--beam", type=int, default=50)
+    ap.add_argument("--eval-rows", type=int, default=8000, help="first N validation users (0: all)")
+    ap.add_argument("--fresh", action="store_true", help="retrain levers already measured")
+    args = ap.parse_args()
+    paths = DataPaths(oxy_home() / "bench" / "beauty")
+    prepare_data(paths, args.dataset_path, [args.version])
+    seeds = [int(s) for s in args.seeds.split(",")]
+    levers = {name: summarise(name, [run_lever(paths, name, s, args)
+                                     for s in (seeds if name == args.seeds_of else [0])])
+              for name in args.levers.split(",")}
+    base = levers.get("baseline")
+    for row in levers.values():
+        if base:
+            row["ratio_to_baseline"] = {k: round(row[k] / max(base[k], 1e-9), 3) for k in KEYS}
+    write_result("beauty_levers", {"split": "valid", "budget_s": args.budget_min * 60, "recipe": RECIPE,
+                                   "levers": levers},
+                 {"budget_min": args.budget_min, "eval_rows": args.eval_rows, "beam": args.beam})
+    for name, row in levers.items():
+        print(f"{name:24s} R@10 {row['recall@10']:.4f} N@10 {row['ndcg@10']:.4f} plain {row['plain']} "
+              f"mix {row['mix']} {row['kept']}")
+
+
+if __name__ == "__main__":
+    main()
