@@ -51,9 +51,13 @@ def scored(c: dict, target: np.ndarray, mix, exclude_history: bool, keys=KEYS) -
     return {k: round(float(v.mean()), 5) for k, v in ranking_metrics(pred, target).items() if k in keys}
 
 
-def split_rows(data, split: str, n_items: int, limit: int = 0) -> np.ndarray:
+def split_rows(data, split: str, n_items: int, limit: int = 0, sample: bool = False) -> np.ndarray:
+    """The ``split``'s rows; with ``limit``, its first ``limit`` users, or a seeded random ``limit`` of them
+    (``sample``: an unbiased estimate of the whole split; Beauty's first users are harder than the rest)."""
     rows = np.flatnonzero((data.meta.split == split).to_numpy() & (data.tensors["target"].numpy() < n_items))
-    return rows[:limit] if limit else rows
+    if not limit or limit >= len(rows):
+        return rows
+    return np.sort(np.random.default_rng(0).choice(rows, limit, replace=False)) if sample else rows[:limit]
 
 
 def curve_point(model, data, trie, minute: float, limit: int, beam: int) -> dict:
@@ -61,7 +65,7 @@ def curve_point(model, data, trie, minute: float, limit: int, beam: int) -> dict
     ranked by its own ``dense_mix``."""
     point = {"minute": round(minute, 2)}
     for split in ("valid", "test"):
-        rows = split_rows(data, split, model.pad_item, limit)
+        rows = split_rows(data, split, model.pad_item, limit, sample=True)
         c = candidates(model, data, trie, rows, beam, desc=f"curve {split} @ {minute:.1f} min")
         target = data.tensors["target"].numpy()[rows]
         mix = model.cfg.dense_mix
