@@ -64,7 +64,8 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
     from it on the same trajectory."""
     shutil.rmtree(out, ignore_errors=True)
     cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60, batch_size=args.batch_size, lr=args.lr, warmup=200,
-                      seed=args.seed, log_every=50, ckpt_every=10**6, engine="torch")
+                      seed=args.seed, log_every=50, ckpt_every=10**6, engine="torch",
+                      group_by_length=args.group_by_length)
     segment = args.curve_every_min * 60
     print(f"{version}: training for {args.budget_min} min of wall clock", flush=True)
     curve, wall = [], 0.0
@@ -165,6 +166,8 @@ def main() -> None:
     ap.add_argument("--size", default="small")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--group-by-length", type=int, default=TrainConfig.group_by_length,
+                    help="TrainConfig.group_by_length (0: the uniform random batches of the runs before #15)")
     ap.add_argument("--beam", type=int, default=20)
     ap.add_argument("--eval-rows", type=int, default=0, help="0: every test user")
     ap.add_argument("--seed", type=int, default=0)
