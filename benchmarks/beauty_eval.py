@@ -54,7 +54,7 @@ def scored(c: dict, target: np.ndarray, mix, exclude_history: bool, keys=KEYS) -
 def split_rows(data, split: str, n_items: int, limit: int = 0, sample: bool = False) -> np.ndarray:
     """The ``split``'s rows; with ``limit``, its first ``limit`` users, or a seeded random ``limit`` of them
     (``sample``: an unbiased estimate of the whole split; Beauty's first users are harder than the rest)."""
-    rows = np.flatnonzero((data.meta.split == split).to_numpy() & (data.tensors["target"].numpy() < n_items))
+    rows = data.split_rows(split, n_items)
     if not limit or limit >= len(rows):
         return rows
     return np.sort(np.random.default_rng(0).choice(rows, limit, replace=False)) if sample else rows[:limit]

@@ -20,8 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.common import write_result
 from oxy_dagster.model.config import TrainConfig
 from oxy_dagster.model.evaluate import evaluate
@@ -67,7 +65,7 @@ def main() -> None:
         build_pretrained(paths, args.version, "small", TrainConfig(steps=args.steps, batch_size=128, warmup=50),
                          out_dir=model_dir)
     model, cat, data, trie = load_pretrained(paths, args.version, out_dir=model_dir)
-    rows = np.flatnonzero((data.meta.split == "train").to_numpy() & (data.tensors["target"].numpy() < cat.pad))
+    rows = data.split_rows("train", cat.pad)
     t0 = time.perf_counter()
     losses = []
     prm = train_prm(model, data, rows, cat.codes, PRMConfig(steps=args.prm_steps), log=losses.append)

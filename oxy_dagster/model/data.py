@@ -70,6 +70,10 @@ class SampleTensors:
     def __len__(self):
         return len(self.meta)
 
+    def split_rows(self, split: str, n_items: int) -> np.ndarray:
+        """Rows of ``split`` whose target is one of the ``n_items`` catalogue items (not the padding row)."""
+        return np.flatnonzero((self.meta.split == split).to_numpy() & (self.tensors["target"].numpy() < n_items))
+
     def batch(self, idx) -> dict:
         idx = torch.as_tensor(idx)
         return {k: v[idx] for k, v in self.tensors.items()}

@@ -53,7 +53,7 @@ def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: in
     """``mask_trigger``: replace every trigger item by the learnable default (seed Table 9).
     ``exclude_history``: never rank an item the user already has in its short or long history.
     ``prm``: Promise's process reward model guiding the beam (``prm.py``)."""
-    rows = np.flatnonzero((data.meta.split == split).to_numpy() & (data.tensors["target"].numpy() < len(codes)))
+    rows = data.split_rows(split, len(codes))
     if max_rows:
         rows = rows[:max_rows]
     if len(rows) == 0:

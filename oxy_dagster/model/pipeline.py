@@ -86,8 +86,7 @@ def pretrain(paths: DataPaths, version: str = DEFAULT_VERSION, size: str = Model
     """Train (or resume) and return (info, trained model, catalogue, sample tensors, trie), ready to evaluate."""
     train_cfg = train_cfg or TrainConfig()
     cat, data, model, trie = prepare(paths, version, preset(size, **model_overrides))
-    rows = np.flatnonzero((data.meta.split == "train").to_numpy()
-                          & (data.tensors["target"].numpy() < cat.pad))
+    rows = data.split_rows("train", cat.pad)
     out_dir = out_dir or paths.model(version)
     extra = {"sid_version": version, "sid_fingerprint": cat.fingerprint(), "model": asdict(model.cfg),
              "size": size, "city_vocab": data.city_vocab}

@@ -14,8 +14,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from ..io import save_figure, write_json
 from ..model.evaluate import evaluate
 from ..model.launch import is_lead_rank, launch
@@ -59,7 +57,7 @@ def post_train_here(paths: DataPaths, version: str, cfg: RLConfig, out_dir: Path
         p.requires_grad_(False)
     ranker, meta = load_ranker(paths, version)
     service = RewardService(reference, ranker, meta, data.city_vocab, reward_cfg)
-    rows = np.flatnonzero((data.meta.split == "train").to_numpy() & (data.tensors["target"].numpy() < cat.pad))
+    rows = data.split_rows("train", cat.pad)
 
     def validation(model) -> dict:
         r = evaluate(model, data, trie, cat.codes, split="valid", beam=beam, max_rows=eval_rows, ks=(1, 10),
