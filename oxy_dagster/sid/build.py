@@ -17,6 +17,7 @@ from safetensors.numpy import load_file
 from ..io import write_json, write_parquet, write_safetensors
 from ..paths import DataPaths
 from ..settings import setting
+from .collaborative import collaborative_embeddings, content_is_degenerate, mix_embeddings
 from .contrastive import ItemInputs, embed_items, train_fusion
 from .features import category_levels, structured_features
 from .fusion import FusionEncoder
@@ -45,6 +46,10 @@ class CodebookConfig:
     train_size: int = setting(0, "items sampled to train each level (0: all)")
     niter: int = setting(20, "k-means iterations per level")
     seed: int = setting(0, "k-means seed")
+    collaborative: float = setting(0.0, "weight in [0, 1] of collaborative vectors (train-split user-item spectral "
+                                        "embedding) mixed into the content vectors before RQ-KMeans; a catalogue "
+                                        "without item content (ids only) uses 1 whatever this says")
+    collaborative_dim: int = setting(64, "dimensions of the collaborative vectors")
 
 
 def load_items(paths: DataPaths) -> pd.DataFrame:
@@ -153,11 +158,14 @@ def load_fusion(paths: DataPaths, version: str) -> tuple[FusionEncoder, ItemInpu
 
 def build_codebook(paths: DataPaths, version: str, width: int | None = None, levels: int = CodebookConfig.levels,
                    balanced: bool = CodebookConfig.balanced, train_size: int | None = None,
-                   niter: int = CodebookConfig.niter, seed: int = CodebookConfig.seed) -> dict:
+                   niter: int = CodebookConfig.niter, seed: int = CodebookConfig.seed,
+                   collaborative: float = CodebookConfig.collaborative,
+                   collaborative_dim: int = CodebookConfig.collaborative_dim) -> dict:
     """RQ-KMeans codes + the 4th disambiguation code for every item, with the seed's metrics."""
     out_dir = paths.sid / version
     emb = load_file(str(out_dir / "item_embeddings.safetensors"))["embeddings"]
     items = load_items(paths)
+    emb, mixed = tokenizer_inputs(paths, items, emb, collaborative, collaborative_dim, seed)
     width = width or default_width(len(items))
     rq = RQKMeans(levels=levels, width=width, niter=niter, seed=seed, train_size=train_size, balanced=balanced)
     t0 = time.perf_counter()
@@ -173,7 +181,27 @@ def build_codebook(paths: DataPaths, version: str, width: int | None = None, lev
     metrics = sid_metrics(codes, width, category_levels(items.category_path))
     full = table[[c for c in table.columns if c.startswith("c")]].drop_duplicates()
     metrics.update({"unique_items": int(len(full)), "items": len(items), "width": width, "levels": levels,
-                    "rqkmeans_s": round(rq_s, 2), "max_extra_code": int(extra.max())})
+                    "rqkmeans_s": round(rq_s, 2), "max_extra_code": int(extra.max()), **mixed})
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def tokenizer_inputs(paths: DataPaths, items: pd.DataFrame, content: np.ndarray, weight: float, dim: int,
+                     seed: int) -> tuple[np.ndarray, dict]:
+    """The vectors RQ-KMeans clusters: the version's content vectors, mixed with collaborative ones when asked
+    or when the content cannot tell items apart (then collaborative alone)."""
+    degenerate = content_is_degenerate(content)
+    weight = 1.0 if degenerate else weight
+    info = {"collaborative_weight": weight, "content_degenerate": int(degenerate)}
+    if weight == 0.0:
+        return content, info
+    train = pq.read_table(paths.splits, columns=["user_id", "item_id", "split"],
+                          filters=[("split", "=", "train")]).to_pandas()
+    cf = collaborative_embeddings(train, items.item_id, dim=dim, seed=seed)
+    cold = np.abs(cf).sum(1) == 0
+    info["collaborative_cold_items"] = int(cold.sum())
+    if weight == 1.0 and cold.any():  # nothing is known about these items: a seeded random direction each
+        noise = np.random.default_rng(seed).standard_normal((int(cold.sum()), cf.shape[1])).astype(np.float32)
+        cf[cold] = noise / np.linalg.norm(noise, axis=1, keepdims=True)
+    return mix_embeddings(content, cf, weight), info
 
