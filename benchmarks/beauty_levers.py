@@ -37,6 +37,7 @@ from oxy_dagster.model.config import TrainConfig
 from oxy_dagster.model.pipeline import pretrain
 from oxy_dagster.paths import DataPaths
 from oxy_dagster.paths import work_dir as oxy_home
+from oxy_dagster.sid.build import build_codebook
 
 # name -> (generator overrides, training overrides); "baseline" is the committed default recipe
 # The recipe before issue #15 (pinned, so a lever means the same after the defaults change) and each lever on it.
@@ -48,6 +49,13 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     "grouped_batches": ({}, GROUPED),
     "grouped_dense": ({"dense_weight": 1.0}, GROUPED),
     "grouped_dropout0": ({"dropout": 0.0}, GROUPED),
+    "grouped_collab30": ({}, GROUPED),
+    "grouped_collab60": ({}, GROUPED),
+}
+# lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
+CODEBOOKS: dict[str, dict] = {
+    "grouped_collab30": {"collaborative": 0.3},
+    "grouped_collab60": {"collaborative": 0.6},
 }
 MIXES = (0.0, 0.25, 0.5, 1.0, 2.0, "only")
 RECIPE = "grouped_batches"  # the levers the committed defaults combine (GeneratorConfig, TrainConfig)
@@ -59,11 +67,27 @@ DECISIONS = {  # lever -> kept / dropped and why, from the validation figures
 }
 
 
+def lever_codebook(paths: DataPaths, version: str, overrides: dict) -> str:
+    """The SID version a lever trains on: ``version`` itself, or a copy of its item vectors under
+    ``<version>-<overrides>`` with a codebook built with those ``build_codebook`` overrides (built once)."""
+    if not overrides:
+        return version
+    name = version + "-" + "-".join(f"{k}{v}" for k, v in sorted(overrides.items()))
+    if not (paths.sid / name / "codes.parquet").exists():
+        (paths.sid / name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths.sid / version / "item_embeddings.safetensors",
+                        paths.sid / name / "item_embeddings.safetensors")
+        print(f"{name}: codebook", build_codebook(paths, name, **overrides), flush=True)
+    return name
+
+
 def run_lever(paths: DataPaths, name: str, seed: int, args) -> dict:
     model_over, train_over = LEVERS[name]
     model_over, train_kw = {**BASE_MODEL, **model_over}, {**BASE_TRAIN, **train_over}
+    codebook = CODEBOOKS.get(name, {})
     spec = {"lever": name, "seed": seed, "model": model_over, "train": train_kw, "budget_min": args.budget_min,
-            "version": args.version, "eval_rows": args.eval_rows, "beam": args.beam}
+            "version": args.version, "eval_rows": args.eval_rows, "beam": args.beam,
+            **({"codebook": codebook} if codebook else {})}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     done = oxy_home() / "bench" / "levers" / f"{name}-s{seed}-{key}.json"
     if done.exists() and not args.fresh:
@@ -73,7 +97,8 @@ def run_lever(paths: DataPaths, name: str, seed: int, args) -> dict:
     out = oxy_home() / "bench" / "levers" / "model"
     shutil.rmtree(out, ignore_errors=True)
     print(f"{name} (seed {seed}): {args.budget_min} min of training", flush=True)
-    info, model, cat, data, trie = pretrain(paths, args.version, "small", cfg, out_dir=out, **model_over)
+    version = lever_codebook(paths, args.version, codebook)
+    info, model, cat, data, trie = pretrain(paths, version, "small", cfg, out_dir=out, **model_over)
     train_s = json.loads((latest_checkpoint(out / "checkpoints") / "state.json").read_text())["trained_s"]
     rows = split_rows(data, "valid", cat.pad, args.eval_rows)
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ Default: the default synthetic shop (2,000 users, V1 codes) and the ``small`` ge
 ``--workdir`` + ``--model-dir`` reuse a materialized data root and a trained generator (e.g. Beauty's
 ``$OXY_HOME/bench/beauty`` and ``$OXY_HOME/bench/beauty-models/V4``).
 
-Usage: ``python -m benchmarks.prm [--steps 600] [--beam 20] [--eval-rows 2000] [--weights 0.5,1.0]``
+Usage: ``python -m benchmarks.prm [--steps 600] [--beam 20] [--eval-rows 2000] [--weights 0.5,1.0] [--name prm]``
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--beam", type=int, default=20)
     ap.add_argument("--eval-rows", type=int, default=2000)
     ap.add_argument("--weights", default="0.5,1.0")
+    ap.add_argument("--name", default="prm", help="results name: benchmarks/results/<name>.json (prm_beauty for "
+                                                  "Beauty)")
     args = ap.parse_args()
     paths = DataPaths(Path(args.workdir) if args.workdir else synthetic_root(2000))
     model_dir = Path(args.model_dir) if args.model_dir else paths.root / "models" / "prm-base"
@@ -95,7 +97,7 @@ def main() -> None:
                          "sid_version": args.version, "prm": {"steps": args.prm_steps, "negatives": PRMConfig.negatives,
                                                               "expand": PRMConfig.expand}}}
     print(json.dumps(figures, indent=1))
-    write_result("prm", figures, {"beam": args.beam, "eval_rows": args.eval_rows})
+    write_result(args.name, figures, {"beam": args.beam, "eval_rows": args.eval_rows})
 
 
 if __name__ == "__main__":
