@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import subprocess
@@ -42,6 +43,10 @@ def accelerator() -> str:
 
 
 def commit() -> str:
+    """The checkout's short commit; ``OXY_COMMIT`` where the tree travelled without its git metadata (a copy of
+    the working tree on a lent GPU machine)."""
+    if os.environ.get("OXY_COMMIT"):
+        return os.environ["OXY_COMMIT"]
     try:
         return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, text=True).strip()
     except (OSError, subprocess.CalledProcessError):
@@ -91,18 +96,38 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def write_result(name: str, figures: dict, params: dict | None = None, artifacts=()) -> Path:
-    """Write benchmarks/results/<name>.json and log the same figures to MLflow."""
+    """Write benchmarks/results/<name>.json and log the same figures to MLflow (where MLflow is installed: a
+    lent GPU machine has no MLflow; its results are logged here afterwards with ``--log``)."""
     record = {"machine": machine(), "date": dt.date.today().isoformat(), "commit": commit(), **figures}
     path = write_json(RESULTS / f"{name}.json", record)
+    try:
+        log_result(path, params, artifacts)
+    except ImportError as e:
+        print(f"{path.name} written, not logged to MLflow ({e}): `python -m benchmarks.common --log {name}` where "
+              "MLflow is installed", flush=True)
+    return path
+
+
+def log_result(path: Path, params: dict | None = None, artifacts=()) -> None:
+    """Log a results JSON (its numeric figures as metrics, the file as an artifact) to the MLflow store."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
+    record = json.loads(Path(path).read_text())
+    figures = {k: v for k, v in record.items() if k not in ("machine", "date", "commit")}
     mlflow.set_tracking_uri(default_mlflow_uri())
     mlflow.set_experiment("oxyrec-benchmarks")
-    with mlflow.start_run(run_name=name, tags={"commit": record["commit"], "machine": record["machine"]}):
+    with mlflow.start_run(run_name=Path(path).stem, tags={"commit": record["commit"], "machine": record["machine"]}):
         if params:
             mlflow.log_params(params)
         mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in _flat(figures).items()})
         for f in (path, *artifacts):
             mlflow.log_artifact(str(f))
-    return path
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="log results written where MLflow was not installed")
+    ap.add_argument("--log", required=True, help="results name: benchmarks/results/<name>.json")
+    log_result(RESULTS / f"{ap.parse_args().log}.json")
