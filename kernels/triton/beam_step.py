@@ -68,8 +68,11 @@ def _topk_positions(keys: torch.Tensor, k: int, block: int = 4096) -> torch.Tens
 
 
 def beam_step(logits: torch.Tensor, scores: torch.Tensor, prefix: torch.Tensor, table: torch.Tensor, k_next: int,
-              noise: torch.Tensor | None = None, block: int = 4096):
-    """Same contract as ``kernels.pytorch.beam_step.beam_step``; ``block``: candidates per top-k program."""
+              noise: torch.Tensor | None = None, block: int = 4096, topk: str = "triton"):
+    """Same contract as ``kernels.pytorch.beam_step.beam_step``; ``block``: candidates per top-k program;
+    ``topk``: "triton" (the block top-k rounds above) or "torch" (the fused candidates, then ``torch.topk``)."""
+    if topk not in ("triton", "torch"):
+        raise ValueError(f"topk must be 'triton' or 'torch', not {topk!r}")
     n_req, n_beams, vocab = logits.shape
     rows = n_req * n_beams
     cand = torch.empty((rows, vocab), dtype=torch.float32, device=logits.device)
@@ -78,7 +81,8 @@ def beam_step(logits: torch.Tensor, scores: torch.Tensor, prefix: torch.Tensor, 
                          noise.contiguous() if noise is not None else cand, cand, key, vocab,
                          HAS_NOISE=noise is not None, BLOCK_V=triton.next_power_of_2(vocab))
     k = min(k_next, n_beams * vocab)
-    idx = _topk_positions(key.view(n_req, -1), k, block)
+    flat = key.view(n_req, -1)
+    idx = _topk_positions(flat, k, block) if topk == "triton" else flat.topk(k, dim=1).indices
     new_scores = cand.view(n_req, -1).gather(1, idx)
     origin, code = idx // vocab, idx % vocab
     new_prefix = table[prefix.gather(1, origin).clamp(min=0), code].masked_fill(~torch.isfinite(new_scores), -1)
