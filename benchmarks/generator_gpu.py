@@ -25,7 +25,7 @@ N_ITEMS, HISTORY, LONG = 12_101, 20, 12
 
 def beauty_shaped(size: str, seed: int = 0) -> Generator:
     rng = np.random.default_rng(seed)
-    codes = np.unique(rng.integers(0, 256, (N_ITEMS * 2, 3)), axis=0)[:N_ITEMS]
+    codes = rng.permutation(np.unique(rng.integers(0, 256, (N_ITEMS * 2, 3)), axis=0))[:N_ITEMS]
     codes = np.concatenate([codes, np.zeros((len(codes), 1), np.int64)], 1)
     cfg = preset(size, code_vocab=(256, 256, 256, 8), n_cate=200, n_brand=2000)
     torch.manual_seed(seed)
