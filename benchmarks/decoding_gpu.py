@@ -4,7 +4,8 @@ batch against the shared encoder output, dense per-level trie tables, the beam-s
 
 Random weights (speed only: the work per step does not depend on them), every request a full 20-item history.
 Latency is the wall time of one ``decode`` call with CUDA synchronisation: median and p99 over ``--reps`` calls
-after warm-up. ``--device cpu`` is a smoke run recorded under no name. Usage on a GPU machine:
+after 3 warm-up calls (their seconds recorded: they hold the compilation in mode ``compiled``). ``--device cpu``
+is a smoke run recorded under no name. Usage on a GPU machine:
 ``python -m benchmarks.decoding_gpu`` -> ``benchmarks/results/decoding_gpu.json``.
 """
 
@@ -28,6 +29,8 @@ def main() -> None:
     ap.add_argument("--requests", default="1,8,32")
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--modes", default="eager,compiled", help="eager, and/or compiled (BeamDecoder(compile=True): "
+                                                              "torch.compile of encoder, decoder layers, beam step)")
     args = ap.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -40,26 +43,31 @@ def main() -> None:
     model = model.to(device)
     dense = DenseTrie(dense.levels, dense.vocab, [t.to(device) for t in dense.child])
     torch.set_default_device(device)  # what the decoder creates on the fly lands beside the model
-    decoder = BeamDecoder(model, dense)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rows = []
-    for beam in (int(x) for x in args.beams.split(",")):
-        for n_req, b in inputs.items():
-            b = {k: v.to(device) for k, v in b.items()}
-            for _ in range(3):
-                items, _ = decoder.decode(b, beam=beam, topk=20)
-            valid = float((items >= 0).float().mean())
-            times = []
-            for _ in range(args.reps):
-                sync()
+    for mode in args.modes.split(","):
+        decoder = BeamDecoder(model, dense, compile=mode == "compiled")
+        for beam in (int(x) for x in args.beams.split(",")):
+            for n_req, b in inputs.items():
+                b = {k: v.to(device) for k, v in b.items()}
                 t0 = time.perf_counter()
-                decoder.decode(b, beam=beam, topk=20)
-                sync()
-                times.append(1000 * (time.perf_counter() - t0))
-            rows.append({"beam": beam, "requests": n_req, "p50_ms": round(float(np.median(times)), 2),
-                         "p99_ms": round(float(np.percentile(times, 99)), 2),
-                         "requests_per_s": round(n_req * 1000 / float(np.median(times)), 1), "valid_share": valid})
-            print(rows[-1], flush=True)
+                for _ in range(3):
+                    items, _ = decoder.decode(b, beam=beam, topk=20)
+                warmup_s = time.perf_counter() - t0
+                valid = float((items >= 0).float().mean())
+                times = []
+                for _ in range(args.reps):
+                    sync()
+                    t0 = time.perf_counter()
+                    decoder.decode(b, beam=beam, topk=20)
+                    sync()
+                    times.append(1000 * (time.perf_counter() - t0))
+                rows.append({"mode": mode, "beam": beam, "requests": n_req,
+                             "p50_ms": round(float(np.median(times)), 2),
+                             "p99_ms": round(float(np.percentile(times, 99)), 2),
+                             "requests_per_s": round(n_req * 1000 / float(np.median(times)), 1),
+                             "valid_share": valid, "warmup_s": round(warmup_s, 1)})
+                print(rows[-1], flush=True)
     if device.type != "cuda":
         return
     from benchmarks.common import write_result
