@@ -49,6 +49,7 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     "grouped_batches": ({}, GROUPED),
     "grouped_dense": ({"dense_weight": 1.0}, GROUPED),
     "grouped_dropout0": ({"dropout": 0.0}, GROUPED),
+    "grouped_dropout30": ({"dropout": 0.3}, GROUPED),  # for longer budgets: SASRec's recipe uses 0.5
     "grouped_collab30": ({}, GROUPED),
     "grouped_collab60": ({}, GROUPED),
 }
