@@ -32,7 +32,7 @@ from oxy_dagster.data.pipeline import run_all
 from oxy_dagster.data.sources import DatasetConfig
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.checkpoint import latest_checkpoint
-from oxy_dagster.model.config import TrainConfig
+from oxy_dagster.model.config import GeneratorConfig, TrainConfig
 from oxy_dagster.model.evaluate import evaluate, history_repeat_rate
 from oxy_dagster.model.pipeline import load_pretrained, pretrain
 from oxy_dagster.paths import DataPaths
@@ -56,36 +56,61 @@ def prepare_data(paths: DataPaths, dataset_path: str | None, versions: list[str]
             build_codebook(paths, v)
 
 
+def recipe(args) -> dict:
+    """The generator overrides this run trains with (regularisation levers of #15)."""
+    return {"dropout": args.dropout, "emb_dropout": args.emb_dropout, "label_smoothing": args.label_smoothing}
+
+
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
     """Train until the wall-clock budget is spent (the cosine LR decays over its seconds); the training figures.
 
     With ``--curve-every-min`` training stops every that many minutes after a checkpoint, the checkpoint is
     scored on validation and test users (``curve_point``; not counted as training time), and training resumes
-    from it on the same trajectory."""
+    from it on the same trajectory. The weights of the curve point with the best validation figures are kept
+    (``best``): the checkpoint a user would select on validation."""
     shutil.rmtree(out, ignore_errors=True)
     cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60, batch_size=args.batch_size, lr=args.lr, warmup=200,
                       seed=args.seed, log_every=50, ckpt_every=10**6, engine="torch",
                       group_by_length=args.group_by_length)
     segment = args.curve_every_min * 60
     print(f"{version}: training for {args.budget_min} min of wall clock", flush=True)
-    curve, wall = [], 0.0
+    curve, wall, best = [], 0.0, None
     while True:
         t0 = time.perf_counter()
         info, model, cat, data, trie = pretrain(paths, version, args.size, replace(cfg, max_wall_s=segment),
-                                                out_dir=out)
+                                                out_dir=out, **recipe(args))
         wall += time.perf_counter() - t0
         trained_s = json.loads((latest_checkpoint(out / "checkpoints") / "state.json").read_text())["trained_s"]
         if segment:
             curve.append(curve_point(model, data, trie, trained_s / 60, args.curve_rows, args.beam))
             print("curve", curve[-1], flush=True)
+            if best is None or valid_score(curve[-1]) > valid_score(best):
+                best = {**curve[-1], "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         if not segment or trained_s >= cfg.budget_s:
             break
-    return {"bundle": (model, cat, data, trie), "curve": curve,
+    return {"bundle": (model, cat, data, trie), "curve": curve, "best": best,
             "train_wall_s": round(wall, 1), "trained_s": round(trained_s, 1),
             "steps_done": info["steps"], "epochs": round(info["steps"] * args.batch_size / info["train_samples"], 2),
             "final_loss": info["final_loss"], "params": info["params"], "seed": args.seed, "sid_version": version,
-            "recipe": {k: info["model"][k] for k in ("dense_weight", "dense_mix", "dropout", "d_model")}
+            "recipe": {k: info["model"][k] for k in ("dense_weight", "dense_mix", "dropout", "emb_dropout",
+                                                     "label_smoothing", "d_model")}
             | {"group_by_length": cfg.group_by_length}}
+
+
+def valid_score(point: dict) -> float:
+    """How a curve point ranks for checkpoint selection: validation Recall@10 + NDCG@10 (history filter on)."""
+    return point["valid"]["recall@10"] + point["valid"]["ndcg@10"]
+
+
+def select_peer(peer: dict) -> dict:
+    """The peer read at its epoch with the best validation figures (its curve scores every user), as OxyRec is;
+    its last epoch's figures stay under ``final``."""
+    if not peer.get("curve"):
+        return peer
+    best = max(peer["curve"], key=valid_score)
+    final = {k: peer[k] for k in (*KEYS, "plain") if k in peer}
+    return {**peer, **best["test"], "plain": best["test"]["plain"], "selected_epoch": best["epoch"],
+            "selected_minute": best["minute"], "final": final}
 
 
 def reuse(paths: DataPaths, version: str, out: Path, earlier: dict) -> dict:
@@ -101,8 +126,10 @@ def reuse(paths: DataPaths, version: str, out: Path, earlier: dict) -> dict:
 
 
 def evaluate_both(run: dict, args) -> dict:
-    """Test metrics with the history filter (the headline) and without it (``plain``)."""
+    """Test metrics with the history filter and without it (``plain``), of the checkpoint selected on validation
+    (the curve's best point) when there is a curve, the last one otherwise; the last one's stay under ``final``."""
     model, cat, data, trie = run.pop("bundle")
+    best = run.pop("best", None)
     t0 = time.perf_counter()
 
     def scored(exclude_history: bool) -> dict:
@@ -111,7 +138,12 @@ def evaluate_both(run: dict, args) -> dict:
         return {k: round(m[k], 5) for k in (*KEYS, "recall@20", "ndcg@20", "hier_recall@20_l1", "hier_recall@20_l2",
                                             "hier_recall@20_l3", "invalid_items", "evaluated")}
 
-    return {**scored(True), "plain": scored(False), **run, "exclude_history": True,
+    final = {**scored(True), "plain": scored(False)}
+    selected = {"selected_minute": run["curve"][-1]["minute"]} if run.get("curve") else {}
+    if best is not None and best["minute"] < run["curve"][-1]["minute"]:
+        model.load_state_dict(best["state"])
+        selected = {**scored(True), "plain": scored(False), "selected_minute": best["minute"], "final": final}
+    return {**final, **selected, **run, "exclude_history": True,
             "history_repeat_rate": round(history_repeat_rate(data), 5),
             "eval_wall_s": round(time.perf_counter() - t0, 1), "beam": args.beam, "size": args.size}
 
@@ -131,7 +163,7 @@ def plot(results: dict, peer: dict | None, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 3.8))
     width = 0.8 / len(rows)
     for i, (name, r) in enumerate(rows.items()):
-        ax.bar([j + i * width for j in range(len(KEYS))], [r[k] for k in KEYS], width, label=name)
+        ax.bar([j + i * width for j in range(len(KEYS))], [r.get(k, 0.0) for k in KEYS], width, label=name)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(KEYS))], KEYS)
     ax.set(title="Amazon Beauty, leave-one-out, full ranking", ylabel="score")
     ax.legend(fontsize=8)
@@ -168,10 +200,16 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--group-by-length", type=int, default=TrainConfig.group_by_length,
                     help="TrainConfig.group_by_length (0: the uniform random batches of the runs before #15)")
+    ap.add_argument("--dropout", type=float, default=GeneratorConfig.dropout)
+    ap.add_argument("--emb-dropout", type=float, default=GeneratorConfig.emb_dropout)
+    ap.add_argument("--label-smoothing", type=float, default=GeneratorConfig.label_smoothing)
     ap.add_argument("--beam", type=int, default=20)
     ap.add_argument("--eval-rows", type=int, default=0, help="0: every test user")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--peer-from", default=None,
+                    help="a results JSON: carry its peer (trained on the same split and budget) instead of training "
+                         "SASRec again; the JSON names the run it came from")
     ap.add_argument("--curve-every-min", type=float, default=0.0,
                     help="> 0: score a checkpoint every this many minutes of training (and the peer after each "
                          "epoch) on validation and test users: the recall-vs-time curve and minutes_to_tiger")
@@ -197,7 +235,11 @@ def main() -> None:
             results[v] = evaluate_both(run, args)
             print(v, results[v], flush=True)
         peer = None
-        if not args.no_peer:
+        if args.peer_from:
+            carried = json.loads(Path(args.peer_from).read_text())
+            peer = {**carried["peer"], "from": {"file": Path(args.peer_from).name, "commit": carried["commit"],
+                                                "date": carried["date"]}}
+        elif not args.no_peer:
             from benchmarks.sasrec_peer import run_sasrec
 
             splits = pq.read_table(paths.splits,
@@ -208,6 +250,7 @@ def main() -> None:
                               oxy_home() / "bench" / "recbole", seed=args.seed, log=lambda r: print(r, flush=True),
                               curve=args.curve_every_min > 0)
             print("peer", peer, flush=True)
+        peer = select_peer(peer) if peer else None
     main_v = results[versions[0]]
     figures = {**{k: main_v[k] for k in (*KEYS, "train_wall_s", "params", "seed", "sid_version")},
                "budget_s": earlier["budget_s"] if earlier else args.budget_min * 60,
@@ -227,9 +270,9 @@ def main() -> None:
                                          "from": Path(args.sid_effect_from).name, "commit": carried["commit"]}
     if peer:
         figures["peer"] = peer
-        figures["ratio_to_peer"] = {k: round(main_v[k] / max(peer[k], 1e-9), 3) for k in KEYS}
+        figures["ratio_to_peer"] = {k: round(main_v[k] / max(peer[k], 1e-9), 3) for k in KEYS if k in peer}
         figures["ratio_to_peer_plain"] = {k: round(main_v["plain"][k] / max(peer["plain"][k], 1e-9), 3)
-                                          for k in KEYS}
+                                          for k in KEYS if k in peer["plain"]}
     pngs = [plot(results, peer, RESULTS / f"{args.name}.png")]
     if main_v.get("curve"):
         peer_curve = (peer or {}).get("curve", [])

@@ -27,6 +27,8 @@ class GeneratorConfig:
     n_dec_layers: int = 2
     d_ff: int = 512
     dropout: float = 0.1
+    emb_dropout: float = 0.0  # dropout on the encoder's input tokens (SASRec drops its embedding sum too)
+    label_smoothing: float = 0.0  # on every code level's cross-entropy
     n_experts: int = 0  # 0: dense FFN; > 0: Mixture-of-Experts FFN
     top_k_experts: int = 2
     moe_balance_weight: float = 0.01
@@ -64,7 +66,8 @@ class GeneratorConfig:
         return cls(**{**ADDED_SINCE_OFF, **saved, "code_vocab": tuple(saved["code_vocab"])})
 
 
-ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0}  # fields newer than some saved configs: their "off"
+# fields newer than some saved configs: their "off"
+ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "emb_dropout": 0.0, "label_smoothing": 0.0}
 
 # Seed Table 3 (hidden / intermediate, experts total / active) and CPU-sized presets.
 PRESETS: dict[str, dict] = {

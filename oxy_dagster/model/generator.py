@@ -130,7 +130,7 @@ class Generator(nn.Module):
         pos = torch.arange(first, first + short.shape[1], device=short.device)  # a column keeps its position
         s_tok = self.item_embedding(short) + self.behavior_emb(beh) + self.pos_emb(pos) + self.segment_emb.weight[1]
         l_tok = self.item_embedding(long_rows).detach() + self.segment_emb.weight[2]
-        x = torch.cat([prof.unsqueeze(1), s_tok, l_tok], 1)
+        x = F.dropout(torch.cat([prof.unsqueeze(1), s_tok, l_tok], 1), self.cfg.emb_dropout, self.training)
         mask = torch.cat([torch.zeros_like(short[:, :1], dtype=torch.bool), short == self.pad_item,
                           long_rows == self.pad_item], 1)
         aux = x.new_zeros(())
@@ -170,7 +170,8 @@ class Generator(nn.Module):
         code_toks = torch.stack([self.code_token(i, codes[:, i]) for i in range(levels - 1)], 1)
         h, aux_d = self.decode(torch.cat([prefix, code_toks], 1), memory, mask)
         h = h[:, prefix.shape[1] - 1:]  # position predicting code level i
-        ce = torch.stack([F.cross_entropy(self.heads[i](h[:, i]), codes[:, i], reduction="none")
+        ce = torch.stack([F.cross_entropy(self.heads[i](h[:, i]), codes[:, i], reduction="none",
+                                          label_smoothing=self.cfg.label_smoothing)
                           for i in range(levels)], 1)
         w = batch["weight"]
         ntp = (ce.sum(1) * w).sum() / (w.sum() * levels)
