@@ -104,13 +104,15 @@ def valid_score(point: dict) -> float:
 
 def select_peer(peer: dict) -> dict:
     """The peer read at its epoch with the best validation figures (its curve scores every user), as OxyRec is;
-    its last epoch's figures stay under ``final``."""
+    its last epoch's figures move under ``final`` (the cut-offs the curve does not score, e.g. @5, stay there only)."""
     if not peer.get("curve"):
         return peer
     best = max(peer["curve"], key=valid_score)
-    final = {k: peer[k] for k in (*KEYS, "plain") if k in peer}
-    return {**peer, **best["test"], "plain": best["test"]["plain"], "selected_epoch": best["epoch"],
-            "selected_minute": best["minute"], "final": final}
+    metric = lambda k: k.startswith(("recall@", "ndcg@"))  # noqa: E731
+    final = {k: v for k, v in peer.items() if metric(k) or k == "plain"}
+    rest = {k: v for k, v in peer.items() if not (metric(k) or k == "plain")}
+    return {**rest, **best["test"], "selected_epoch": best["epoch"], "selected_minute": best["minute"],
+            "final": final}
 
 
 def reuse(paths: DataPaths, version: str, out: Path, earlier: dict) -> dict:

@@ -101,6 +101,9 @@ class ModelChoice:
                               f"instruction components (seed Table 6): {', '.join(COMPONENTS)}")
     use_igr: bool = setting(GeneratorConfig.use_igr, "Instruction-Guided Retrieval of long-history items")
     q2i_weight: float = setting(GeneratorConfig.q2i_weight, "weight of the Q2I alignment loss (0 disables it)")
+    dropout: float = setting(GeneratorConfig.dropout, "dropout in attention, FFN and residual branches")
+    emb_dropout: float = setting(GeneratorConfig.emb_dropout, "dropout on the encoder's input tokens")
+    label_smoothing: float = setting(GeneratorConfig.label_smoothing, "label smoothing of each code level's loss")
 
     def overrides(self) -> dict:
         """GeneratorConfig fields this choice sets (everything but the preset name)."""

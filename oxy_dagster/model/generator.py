@@ -161,7 +161,9 @@ class Generator(nn.Module):
         return self.code_emb[level](codes)
 
     # ----- training ----------------------------------------------------------------------------
-    def forward(self, batch: dict) -> dict:
+    def teacher_forced(self, batch: dict):
+        """Decoder states that predict each code level of the target (teacher forcing): (B, levels, d), with the
+        target's codes, the instruction query and the MoE balance terms."""
         instr, query = self.instruction(batch)
         memory, mask, aux_e = self.encode(batch, query)
         prefix = self.prefix(instr)
@@ -169,13 +171,17 @@ class Generator(nn.Module):
         levels = len(self.cfg.code_vocab)
         code_toks = torch.stack([self.code_token(i, codes[:, i]) for i in range(levels - 1)], 1)
         h, aux_d = self.decode(torch.cat([prefix, code_toks], 1), memory, mask)
-        h = h[:, prefix.shape[1] - 1:]  # position predicting code level i
+        return h[:, prefix.shape[1] - 1:], codes, query, aux_e + aux_d  # position i predicts code level i
+
+    def forward(self, batch: dict) -> dict:
+        h, codes, query, balance = self.teacher_forced(batch)
+        levels = len(self.cfg.code_vocab)
         ce = torch.stack([F.cross_entropy(self.heads[i](h[:, i]), codes[:, i], reduction="none",
                                           label_smoothing=self.cfg.label_smoothing)
                           for i in range(levels)], 1)
         w = batch["weight"]
         ntp = (ce.sum(1) * w).sum() / (w.sum() * levels)
-        out = {"ntp": ntp, "balance": aux_e + aux_d, "code_ce": ce.detach().mean(0)}
+        out = {"ntp": ntp, "balance": balance, "code_ce": ce.detach().mean(0)}
         loss = ntp + self.cfg.moe_balance_weight * out["balance"]
         if self.cfg.dense_weight > 0:
             nll = -self.dense_logp(h[:, 0]).gather(1, batch["target"][:, None]).squeeze(1)
