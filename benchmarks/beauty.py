@@ -104,8 +104,10 @@ def valid_score(point: dict) -> float:
 
 def select_peer(peer: dict) -> dict:
     """The peer read at its epoch with the best validation figures (its curve scores every user), as OxyRec is;
-    its last epoch's figures move under ``final`` (the cut-offs the curve does not score, e.g. @5, stay there only)."""
-    if not peer.get("curve"):
+    its last epoch's figures move under ``final`` (the cut-offs the curve does not score, e.g. @5, stay there only).
+    A peer already selected (one ``--peer-from`` carries from a later run) is returned as it is, so its ``final``
+    stays the last epoch's."""
+    if not peer.get("curve") or "selected_epoch" in peer:
         return peer
     best = max(peer["curve"], key=valid_score)
     metric = lambda k: k.startswith(("recall@", "ndcg@"))  # noqa: E731
