@@ -9,10 +9,12 @@ on the same split (``benchmarks/sasrec_peer.py``). Both are scored twice: with
 the items already in each user's history excluded from the list (the headline: Beauty
 never repeats an item, ``history_repeat_rate``, so the filter cannot cost a hit) and
 without (``plain``). Writes benchmarks/results/beauty.json (+ a bar chart) and logs
-both to MLflow. ``--reuse-trained`` re-scores the models an earlier run trained.
+both to MLflow. ``--reuse-trained`` re-scores the models an earlier run trained. ``--members N`` spends the
+budget on N generators trained one after another (budget / N each, seeds seed..seed + N - 1) and decodes them
+as one (``GeneratorEnsemble``: the members' mean log-probability per code level, trie-constrained as ever).
 
-Usage: ``python -m benchmarks.beauty [--budget-min 20] [--versions V4,V1] [--no-peer] [--reuse-trained F]``
-(the peer needs ``pip install -e '.[bench]'``).
+Usage: ``python -m benchmarks.beauty [--budget-min 20] [--versions V4,V1] [--members 1] [--no-peer]
+[--reuse-trained F]`` (the peer needs ``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from benchmarks.beauty_eval import curve_point, minutes_to
+from benchmarks.beauty_eval import curve_point, minutes_to, test_figures
 from benchmarks.common import RESULTS, PeakRSS, write_result
 from oxy_dagster.data.pipeline import run_all
 from oxy_dagster.data.sources import DatasetConfig
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.checkpoint import latest_checkpoint
 from oxy_dagster.model.config import GeneratorConfig, TrainConfig
-from oxy_dagster.model.evaluate import evaluate, history_repeat_rate
+from oxy_dagster.model.ensemble import GeneratorEnsemble
+from oxy_dagster.model.evaluate import history_repeat_rate
 from oxy_dagster.model.pipeline import load_pretrained, pretrain
 from oxy_dagster.paths import DataPaths
 from oxy_dagster.paths import work_dir as oxy_home
@@ -97,6 +100,35 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
             | {"group_by_length": cfg.group_by_length}}
 
 
+def train_members(paths: DataPaths, version: str, out: Path, args) -> dict:
+    """``--members N``: N generators (seeds ``seed`` .. ``seed + N - 1``), trained one after another for
+    ``budget / N`` each, decoded together (``GeneratorEnsemble``). The training budget is the members' sum, so the
+    peer gets the same seconds. With ``--curve-every-min`` a curve point scores the ensemble of the members
+    trained so far after each member, and the prefix with the best validation figures is the selected model."""
+    shutil.rmtree(out, ignore_errors=True)
+    members, runs, curve, best = [], [], [], None
+    for i in range(args.members):
+        member_args = argparse.Namespace(**{**vars(args), "budget_min": args.budget_min / args.members,
+                                            "seed": args.seed + i, "curve_every_min": 0.0})
+        run = train(paths, version, out / f"member{i}", member_args)
+        model, cat, data, trie = run.pop("bundle")
+        members.append(model)
+        runs.append({k: run[k] for k in ("seed", "trained_s", "train_wall_s", "steps_done", "epochs", "final_loss")})
+        if args.curve_every_min > 0:
+            minute = sum(r["trained_s"] for r in runs) / 60
+            curve.append(curve_point(GeneratorEnsemble(members), data, trie, minute, args.curve_rows, args.beam))
+            print("curve", len(members), "members:", curve[-1], flush=True)
+            if best is None or valid_score(curve[-1]) > valid_score(best):
+                best = {**curve[-1], "members": len(members), "model": GeneratorEnsemble(list(members))}
+    total = lambda k: round(sum(r[k] for r in runs), 2)  # noqa: E731
+    return {"bundle": (GeneratorEnsemble(members), cat, data, trie), "curve": curve, "best": best,
+            "train_wall_s": total("train_wall_s"), "trained_s": total("trained_s"), "steps_done": total("steps_done"),
+            "epochs": total("epochs"), "final_loss": round(sum(r["final_loss"] for r in runs) / len(runs), 4),
+            "params": run["params"] * len(runs), "seed": args.seed, "sid_version": version, "members": runs,
+            "selected_members": best["members"] if best else len(runs),
+            "recipe": {**run["recipe"], "members": len(runs), "member_budget_min": args.budget_min / args.members}}
+
+
 def valid_score(point: dict) -> float:
     """How a curve point ranks for checkpoint selection: validation Recall@10 + NDCG@10 (history filter on)."""
     return point["valid"]["recall@10"] + point["valid"]["ndcg@10"]
@@ -136,17 +168,15 @@ def evaluate_both(run: dict, args) -> dict:
     best = run.pop("best", None)
     t0 = time.perf_counter()
 
-    def scored(exclude_history: bool) -> dict:
-        m = evaluate(model, data, trie, cat.codes, split="test", beam=args.beam, max_rows=args.eval_rows or None,
-                     exclude_history=exclude_history)
-        return {k: round(m[k], 5) for k in (*KEYS, "recall@20", "ndcg@20", "hier_recall@20_l1", "hier_recall@20_l2",
-                                            "hier_recall@20_l3", "invalid_items", "evaluated")}
-
-    final = {**scored(True), "plain": scored(False)}
+    final = test_figures(model, data, trie, cat.codes, args.beam, args.eval_rows)
     selected = {"selected_minute": run["curve"][-1]["minute"]} if run.get("curve") else {}
     if best is not None and best["minute"] < run["curve"][-1]["minute"]:
-        model.load_state_dict(best["state"])
-        selected = {**scored(True), "plain": scored(False), "selected_minute": best["minute"], "final": final}
+        if "model" in best:  # an ensemble of the first members
+            model = best["model"]
+        else:
+            model.load_state_dict(best["state"])
+        selected = {**test_figures(model, data, trie, cat.codes, args.beam, args.eval_rows),
+                    "selected_minute": best["minute"], "final": final}
     return {**final, **selected, **run, "exclude_history": True,
             "history_repeat_rate": round(history_repeat_rate(data), 5),
             "eval_wall_s": round(time.perf_counter() - t0, 1), "beam": args.beam, "size": args.size}
@@ -207,6 +237,8 @@ def main() -> None:
     ap.add_argument("--dropout", type=float, default=GeneratorConfig.dropout)
     ap.add_argument("--emb-dropout", type=float, default=GeneratorConfig.emb_dropout)
     ap.add_argument("--label-smoothing", type=float, default=GeneratorConfig.label_smoothing)
+    ap.add_argument("--members", type=int, default=1,
+                    help="> 1: train that many generators for budget / members each and decode them as one ensemble")
     ap.add_argument("--beam", type=int, default=20)
     ap.add_argument("--eval-rows", type=int, default=0, help="0: every test user")
     ap.add_argument("--seed", type=int, default=0)
@@ -235,7 +267,12 @@ def main() -> None:
         earlier = json.loads(Path(args.reuse_trained).read_text()) if args.reuse_trained else None
         for v in versions:
             out = oxy_home() / "bench" / "beauty-models" / v
-            run = reuse(paths, v, out, earlier) if earlier else train(paths, v, out, args)
+            if earlier:
+                if args.members > 1:
+                    raise SystemExit("--reuse-trained re-scores one generator; an ensemble (--members) is retrained")
+                run = reuse(paths, v, out, earlier)
+            else:
+                run = (train_members if args.members > 1 else train)(paths, v, out, args)
             results[v] = evaluate_both(run, args)
             print(v, results[v], flush=True)
         peer = None

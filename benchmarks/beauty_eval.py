@@ -1,8 +1,8 @@
 """Scoring shared by the Beauty benchmarks: one beam search per user, read under several protocols.
 
-``candidates`` keeps the beam's last-level items (beam + history length of them, so the
-history filter can drop items without emptying the list) with their generation
-log-probability and, for a model with a dense head, their dense log-probability;
+``candidates`` keeps the beam's last-level items (beam, at least 20, + history length of them, so the
+history filter can drop items without emptying the list: the same list ``beam_search(exclude=...)``
+filters) with their generation log-probability and, for a model with a dense head, their dense log-probability;
 ``scored`` ranks them under a ``dense_mix`` with or without the history filter.
 ``curve_point`` and ``minutes_to`` turn checkpoints into the recall-vs-time curve.
 """
@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from oxy_dagster.model.decoding import beam_search
-from oxy_dagster.model.evaluate import history_items, ranking_metrics
+from oxy_dagster.model.evaluate import hierarchical_recall, history_items, ranking_metrics
 
 KEYS = ("recall@10", "ndcg@10")
 
@@ -26,7 +26,7 @@ def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
     for i in tqdm(range(0, len(rows), batch_size), desc=desc, mininterval=5):
         batch = data.batch(rows[i:i + batch_size])
         hist = history_items(batch)
-        items, gen = beam_search(model, batch, trie, beam=beam, topk=beam + hist.shape[1], dense_mix=0.0)
+        items, gen = beam_search(model, batch, trie, beam=beam, topk=max(beam, 20) + hist.shape[1], dense_mix=0.0)
         dense = torch.zeros_like(gen)
         if model.cfg.dense_weight > 0:
             instr, query = model.instruction(batch)
@@ -40,15 +40,37 @@ def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def scored(c: dict, target: np.ndarray, mix, exclude_history: bool, keys=KEYS) -> dict:
-    """Recall / NDCG of the candidates ranked by generation + mix x dense (mix "only": dense alone)."""
+def ranked(c: dict, mix, exclude_history: bool, k: int = 20) -> np.ndarray:
+    """The top ``k`` candidates (item rows, -1: empty) ranked by generation + mix x dense (mix "only": dense
+    alone), without the user's history items when ``exclude_history``."""
     score = c["dense"] if mix == "only" else c["gen"] + float(mix) * c["dense"]
     score = score.masked_fill(c["items"] < 0, float("-inf"))
     if exclude_history:
         score = score.masked_fill(c["seen"], float("-inf"))
-    top, order = score.topk(min(20, score.shape[1]), dim=1)
-    pred = c["items"].gather(1, order).masked_fill(~torch.isfinite(top), -1).numpy()
+    top, order = score.topk(min(k, score.shape[1]), dim=1)
+    return c["items"].gather(1, order).masked_fill(~torch.isfinite(top), -1).numpy()
+
+
+def scored(c: dict, target: np.ndarray, mix, exclude_history: bool, keys=KEYS) -> dict:
+    """Recall / NDCG of the candidates ranked by generation + mix x dense (mix "only": dense alone)."""
+    pred = ranked(c, mix, exclude_history)
     return {k: round(float(v.mean()), 5) for k, v in ranking_metrics(pred, target).items() if k in keys}
+
+
+def test_figures(model, data, trie, codes: np.ndarray, beam: int, limit: int = 0) -> dict:
+    """Every test user's figures at 5 / 10 / 20 with the history filter and without it (``plain``), both read
+    from one beam search per user (the filtered list is the unfiltered candidates' best non-history items)."""
+    rows = split_rows(data, "test", len(codes), limit)
+    c = candidates(model, data, trie, rows, beam, desc="test")
+    target = data.tensors["target"].numpy()[rows]
+    out = {}
+    for exclude in (True, False):
+        pred = ranked(c, model.cfg.dense_mix, exclude)
+        m = {k: round(float(v.mean()), 5) for k, v in ranking_metrics(pred, target).items()}
+        m |= {k: round(v, 5) for k, v in hierarchical_recall(pred, target, codes, 20).items()}
+        m |= {"invalid_items": int(((pred >= len(codes)) | (pred < -1)).sum()), "evaluated": int(len(rows))}
+        out["filtered" if exclude else "plain"] = m
+    return {**out.pop("filtered"), **out}
 
 
 def split_rows(data, split: str, n_items: int, limit: int = 0, sample: bool = False) -> np.ndarray:

@@ -34,6 +34,7 @@ from benchmarks.common import write_result
 from oxy_dagster.io import write_json
 from oxy_dagster.model.checkpoint import latest_checkpoint
 from oxy_dagster.model.config import TrainConfig
+from oxy_dagster.model.ensemble import GeneratorEnsemble
 from oxy_dagster.model.pipeline import pretrain
 from oxy_dagster.paths import DataPaths
 from oxy_dagster.paths import work_dir as oxy_home
@@ -54,12 +55,17 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     "grouped_regularised": ({"dropout": 0.3, "emb_dropout": 0.2, "label_smoothing": 0.1}, GROUPED),
     "grouped_collab30": ({}, GROUPED),
     "grouped_collab60": ({}, GROUPED),
+    # two generators of half the budget each, decoded as one (GeneratorEnsemble): the hour run's --members
+    "grouped_collab60_members2": ({}, GROUPED),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
     "grouped_collab30": {"collaborative": 0.3},
     "grouped_collab60": {"collaborative": 0.6},
+    "grouped_collab60_members2": {"collaborative": 0.6},
 }
+# lever -> generators trained one after another for budget / n each (seeds seed x n + i) and decoded together
+MEMBERS: dict[str, int] = {"grouped_collab60_members2": 2}
 MIXES = (0.0, 0.25, 0.5, 1.0, 2.0, "only")
 RECIPE = "grouped_batches"  # the levers the committed defaults combine (GeneratorConfig, TrainConfig)
 DECISIONS = {  # lever -> kept / dropped and why, from the validation figures
@@ -97,19 +103,28 @@ def run_lever(paths: DataPaths, name: str, seed: int, args) -> dict:
     codebook = CODEBOOKS.get(name, {})
     spec = {"lever": name, "seed": seed, "model": model_over, "train": train_kw, "budget_min": args.budget_min,
             "version": args.version, "eval_rows": args.eval_rows, "beam": args.beam,
-            **({"codebook": codebook} if codebook else {})}
+            **({"codebook": codebook} if codebook else {}), **({"members": MEMBERS[name]} if name in MEMBERS else {})}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     done = oxy_home() / "bench" / "levers" / f"{name}-s{seed}-{key}.json"
     if done.exists() and not args.fresh:
         return json.loads(done.read_text())
-    cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60, warmup=200, seed=seed, log_every=50,
-                      ckpt_every=10**6, engine="torch", **train_kw)
+    n = MEMBERS.get(name, 1)
     out = oxy_home() / "bench" / "levers" / "model"
     shutil.rmtree(out, ignore_errors=True)
     print(f"{name} (seed {seed}): {args.budget_min} min of training", flush=True)
     version = lever_codebook(paths, args.version, codebook)
-    info, model, cat, data, trie = pretrain(paths, version, "small", cfg, out_dir=out, **model_over)
-    train_s = json.loads((latest_checkpoint(out / "checkpoints") / "state.json").read_text())["trained_s"]
+    models, steps, train_s, losses = [], 0, 0.0, []
+    for i in range(n):
+        cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60 / n, warmup=200, seed=seed * n + i,
+                          log_every=50, ckpt_every=10**6, engine="torch", **train_kw)
+        member_out = out / f"member{i}" if n > 1 else out
+        info, model, cat, data, trie = pretrain(paths, version, "small", cfg, out_dir=member_out, **model_over)
+        train_s += json.loads((latest_checkpoint(member_out / "checkpoints") / "state.json").read_text())["trained_s"]
+        models.append(model)
+        steps += info["steps"]
+        losses.append(info["final_loss"])
+    model = GeneratorEnsemble(models) if n > 1 else models[0]
+    info = {**info, "steps": steps, "params": info["params"] * n, "final_loss": float(np.mean(losses))}
     rows = split_rows(data, "valid", cat.pad, args.eval_rows)
     t0 = time.perf_counter()
     c = candidates(model, data, trie, rows, args.beam, desc="valid candidates")

@@ -1,0 +1,102 @@
+"""Benchmark: the generator's Recall@10 on Amazon Beauty by how often the target item is a training target.
+
+Issue #15 asks why OxyRec loses more of its validation figure on test than SASRec does. Test
+targets are rarer in training than validation targets; this reads a trained generator (one
+model directory, or the members of a ``--members`` run decoded as one ensemble) on a seeded
+random sample of validation and test users (history filter on, beam 50), splits each split's
+users by the number of times their target item is a training target (``BUCKETS``), and
+reports each bucket's share and Recall@10 / NDCG@10 per split, plus ``test_expected_from_valid``:
+validation's per-bucket recall weighted by test's bucket shares, i.e. the test figure the
+popularity shift alone would predict. Writes benchmarks/results/beauty_popularity.json (+ chart).
+
+Usage: ``python -m benchmarks.beauty_popularity --version V4-collaborative0.6 --model-dirs DIR[,DIR...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.beauty_eval import candidates, ranked, split_rows
+from benchmarks.common import RESULTS, write_result
+from oxy_dagster.io import save_figure
+from oxy_dagster.model.ensemble import GeneratorEnsemble
+from oxy_dagster.model.evaluate import ranking_metrics
+from oxy_dagster.model.pipeline import load_pretrained
+from oxy_dagster.paths import DataPaths
+from oxy_dagster.paths import work_dir as oxy_home
+
+BUCKETS = ((0, 2), (3, 10), (11, 30), (31, 10**9))  # times the target item is a training target (inclusive)
+
+
+def bucket_names() -> list[str]:
+    return [f"{lo}-{hi}" if hi < 10**9 else f"{lo}-more" for lo, hi in BUCKETS]
+
+
+def by_bucket(hits: dict[str, np.ndarray], freq: np.ndarray) -> dict:
+    out = {}
+    for name, (lo, hi) in zip(bucket_names(), BUCKETS):
+        m = (freq >= lo) & (freq <= hi)
+        out[name] = {"share": round(float(m.mean()), 4), "users": int(m.sum()),
+                     **{k: round(float(v[m].mean()), 5) if m.any() else None for k, v in hits.items()}}
+    return out
+
+
+def plot(result: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = bucket_names()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for i, split in enumerate(("valid", "test")):
+        ax.bar([j + i * 0.4 for j in range(len(names))], [result[split]["buckets"][n]["recall@10"] or 0 for n in names],
+               0.4, label=f"{split} Recall@10")
+    ax.set_xticks([j + 0.2 for j in range(len(names))], [f"{n}x" for n in names])
+    ax.set(xlabel="target's count as a training target", ylabel="Recall@10 (history excluded)",
+           title="OxyRec on Beauty: recall by target popularity")
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--workdir", default=None, help="data + SID artifacts (default: $OXY_HOME/bench/beauty)")
+    ap.add_argument("--version", default="V4")
+    ap.add_argument("--model-dirs", required=True, help="comma-separated model directories (several: an ensemble)")
+    ap.add_argument("--rows", type=int, default=3000, help="seeded random users per split (0: all)")
+    ap.add_argument("--beam", type=int, default=50)
+    ap.add_argument("--name", default="beauty_popularity")
+    args = ap.parse_args()
+    paths = DataPaths(Path(args.workdir) if args.workdir else oxy_home() / "bench" / "beauty")
+    loaded = [load_pretrained(paths, args.version, out_dir=Path(d)) for d in args.model_dirs.split(",")]
+    _, cat, data, trie = loaded[0]
+    model = GeneratorEnsemble([m for m, *_ in loaded]) if len(loaded) > 1 else loaded[0][0]
+    target_all = data.tensors["target"].numpy()
+    train = (data.meta.split == "train").to_numpy() & (target_all < cat.pad)
+    counts = np.bincount(target_all[train], minlength=cat.pad + 1)
+    result = {"buckets": bucket_names(), "members": len(loaded), "version": args.version}
+    for split in ("valid", "test"):
+        rows = split_rows(data, split, cat.pad, args.rows, sample=True)
+        c = candidates(model, data, trie, rows, args.beam, desc=f"{split} candidates")
+        target = target_all[rows]
+        hits = {k: v for k, v in ranking_metrics(ranked(c, model.cfg.dense_mix, True), target).items()
+                if k in ("recall@10", "ndcg@10")}
+        result[split] = {"recall@10": round(float(hits["recall@10"].mean()), 5),
+                         "ndcg@10": round(float(hits["ndcg@10"].mean()), 5), "evaluated": int(len(rows)),
+                         "buckets": by_bucket(hits, counts[target])}
+    for key in ("recall@10", "ndcg@10"):
+        result[f"test_expected_from_valid_{key}"] = round(sum(
+            result["test"]["buckets"][n]["share"] * (result["valid"]["buckets"][n][key] or 0.0)
+            for n in bucket_names()), 5)
+    write_result(args.name, result, {"version": args.version, "members": len(loaded), "rows": args.rows},
+                 artifacts=[plot(result, RESULTS / f"{args.name}.png")])
+    print(result)
+
+
+if __name__ == "__main__":
+    main()

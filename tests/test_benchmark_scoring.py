@@ -1,0 +1,24 @@
+"""The Beauty benchmarks score both protocols from one beam search per user (``benchmarks/beauty_eval.py``):
+the history-filtered figures must be exactly those of ``evaluate(exclude_history=True)`` and the plain ones
+those of ``evaluate()``, so halving the scoring time changes no number."""
+
+import pytest
+
+from benchmarks.beauty_eval import test_figures as figures_of_one_beam
+from oxy_dagster.model.data import SampleTensors
+from oxy_dagster.model.evaluate import evaluate
+
+
+@pytest.mark.parametrize("beam", [8, 32])
+def test_one_beam_gives_the_figures_of_the_filtered_and_the_plain_evaluation(trained_tiny, beam):
+    model, codes, data, trie = trained_tiny
+    meta = data.meta.assign(split="test")
+    test = SampleTensors(data.tensors, meta, 0, [])
+    got = figures_of_one_beam(model, test, trie, codes, beam)
+    assert got["evaluated"] == len(data)
+    for exclude, figures in ((True, got), (False, got["plain"])):
+        want = evaluate(model, test, trie, codes, split="test", beam=beam, exclude_history=exclude, progress=False)
+        for k in ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20", "hier_recall@20_l1",
+                  "hier_recall@20_l2", "hier_recall@20_l3"):
+            assert figures[k] == pytest.approx(want[k], abs=1e-5), (exclude, k)
+    assert got["recall@20"] > 0 and got["recall@10"] != got["plain"]["recall@10"]  # the filter moved something
