@@ -81,6 +81,9 @@ DECISIONS = {  # lever -> kept / dropped and why, from the validation figures
     "grouped_collab60": "kept for the one-hour run (3 seeds: +5 % Recall@10, +6 % NDCG@10 over the recipe's 3-seed "
                         "mean; the hour's 3 x 15-minute members train on it: test Recall@10 0.0771); not the default "
                         "SID build",
+    "grouped_collab60_members2": "not at 10 minutes (0.0990 vs one generator's 0.1098 on the same codebook, one seed): "
+                                 "5-minute members are too weak; at the hour, members of 15 minutes are the run's "
+                                 "best (beauty.py --members 4, 3 selected)",
 }
 
 
