@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from oxy_dagster.model.decoding import beam_search
-from oxy_dagster.model.evaluate import hierarchical_recall, history_items, ranking_metrics
+from oxy_dagster.model.evaluate import history_items, list_figures, ranking_metrics
 
 KEYS = ("recall@10", "ndcg@10")
 
@@ -65,11 +65,8 @@ def test_figures(model, data, trie, codes: np.ndarray, beam: int, limit: int = 0
     target = data.tensors["target"].numpy()[rows]
     out = {}
     for exclude in (True, False):
-        pred = ranked(c, model.cfg.dense_mix, exclude)
-        m = {k: round(float(v.mean()), 5) for k, v in ranking_metrics(pred, target).items()}
-        m |= {k: round(v, 5) for k, v in hierarchical_recall(pred, target, codes, 20).items()}
-        m |= {"invalid_items": int(((pred >= len(codes)) | (pred < -1)).sum()), "evaluated": int(len(rows))}
-        out["filtered" if exclude else "plain"] = m
+        m = list_figures(ranked(c, model.cfg.dense_mix, exclude), target, codes)
+        out["filtered" if exclude else "plain"] = {k: v if isinstance(v, int) else round(v, 5) for k, v in m.items()}
     return {**out.pop("filtered"), **out}
 
 

@@ -14,24 +14,11 @@ they must share the catalogue's code vocabularies.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-class _LevelHead(nn.Module):
-    """One code level's head of the ensemble: the members' mean log-softmax over that level's codes."""
-
-    def __init__(self, owner: GeneratorEnsemble, level: int):
-        super().__init__()
-        self.owner, self.level = [owner], level  # a list: not a submodule (no cycle in the module tree)
-
-    def forward(self, state: torch.Tensor) -> torch.Tensor:
-        ens = self.owner[0]
-        parts = ens.split_state(state)
-        return torch.stack([F.log_softmax(m.heads[self.level](p).float(), -1)
-                            for m, p in zip(ens.members, parts)]).mean(0)
 
 
 class GeneratorEnsemble(nn.Module):
@@ -48,7 +35,12 @@ class GeneratorEnsemble(nn.Module):
         self.cfg = replace(members[0].cfg, dense_weight=0.0, dense_mix=0.0)  # no dense head to mix in
         self.pad_item = members[0].pad_item
         self.widths = [m.cfg.d_model for m in members]
-        self.heads = [_LevelHead(self, lvl) for lvl in range(len(vocab))]
+        self.heads = [partial(self.level_logp, lvl) for lvl in range(len(vocab))]  # what beam search calls
+
+    def level_logp(self, level: int, state: torch.Tensor) -> torch.Tensor:
+        """One code level's head of the ensemble: the members' mean log-softmax over that level's codes."""
+        return torch.stack([F.log_softmax(m.heads[level](p).float(), -1)
+                            for m, p in zip(self.members, self.split_state(state))]).mean(0)
 
     def split_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return torch.split(x, self.widths, dim=-1)

@@ -69,17 +69,25 @@ def evaluate(model, data, trie, codes: np.ndarray, split: str = "test", beam: in
     pred = np.concatenate(preds)
     target = data.tensors["target"].numpy()[rows]
     per_row = ranking_metrics(pred, target, ks)
-    result = {k: float(v.mean()) for k, v in per_row.items()}
+    result = list_figures(pred, target, codes, ks, per_row)
     result.update({k.replace("recall", "hr"): v for k, v in result.items() if k.startswith("recall")})
-    result.update(hierarchical_recall(pred, target, codes, max(ks)))
-    result["invalid_items"] = int(((pred >= len(codes)) | (pred < -1)).sum())  # never an item outside the trie
-    result["empty_slots"] = int((pred == -1).sum())  # only when a candidate pool has fewer than K items
-    result["evaluated"] = int(len(rows))
     scen = data.meta.scenario.to_numpy()[rows]
     for s in pd.unique(scen):
         m = scen == s
         result[f"{s}/recall@10"] = float(per_row["recall@10"][m].mean())
         result[f"{s}/ndcg@10"] = float(per_row["ndcg@10"][m].mean())
+    return result
+
+
+def list_figures(pred: np.ndarray, target: np.ndarray, codes: np.ndarray, ks=KS, per_row: dict | None = None) -> dict:
+    """Mean Recall / NDCG at each K, hierarchical recall at the largest K, and the list checks of ranked item rows
+    ``pred`` (-1: empty) against ``target``; ``per_row``: ``ranking_metrics(pred, target, ks)`` when already known."""
+    per_row = per_row if per_row is not None else ranking_metrics(pred, target, ks)
+    result = {k: float(v.mean()) for k, v in per_row.items()}
+    result.update(hierarchical_recall(pred, target, codes, max(ks)))
+    result["invalid_items"] = int(((pred >= len(codes)) | (pred < -1)).sum())  # never an item outside the trie
+    result["empty_slots"] = int((pred == -1).sum())  # only when a candidate pool has fewer than K items
+    result["evaluated"] = int(len(target))
     return result
 
 
