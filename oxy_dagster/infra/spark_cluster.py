@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -17,7 +18,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..net import free_port
 from ..settings import setting
 from .process import ManagedProcess
 
@@ -28,6 +28,9 @@ class SparkClusterConfig:
     cores_per_worker: int = setting(1, "cores each worker offers to executors")
     memory_per_worker: str = setting("2g", "memory each worker offers (>= spark.executor.memory, default 1g)")
     start_timeout_s: float = setting(90.0, "seconds to wait for every worker to register as ALIVE")
+
+
+BOUND = re.compile(r"Successfully started service '(\w+)' on port (\d+)")
 
 
 def spark_class() -> Path:
@@ -43,9 +46,10 @@ class StandaloneSparkCluster:
         self.cfg = cfg or SparkClusterConfig()
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="oxy-spark-cluster-"))
         self.procs: list[ManagedProcess] = []
-        self.port = free_port()
-        self.ui_port = free_port()
-        self.master_url = f"spark://127.0.0.1:{self.port}"
+        # Every JVM binds port 0 and the master's ports are read from its log: a port picked here and handed over
+        # could be taken before the JVM binds it (Spark then silently moves to the next one).
+        self.port = self.ui_port = 0
+        self.master_url = ""
 
     def _env(self) -> dict:
         import pyspark
@@ -53,15 +57,31 @@ class StandaloneSparkCluster:
         return {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent), "SPARK_LOCAL_IP": "127.0.0.1",
                 "PYSPARK_PYTHON": sys.executable, "SPARK_NO_DAEMONIZE": "1"}
 
-    def _start(self, name: str, args: list[str], port: int | None = None) -> None:
+    def _start(self, name: str, args: list[str]) -> ManagedProcess:
         # Each JVM in its own process group: stopping the cluster also stops its children (executors).
-        self.procs.append(ManagedProcess([str(spark_class()), *args], self.log_dir / f"{name}.log", env=self._env(),
-                                         port=port, ready_timeout_s=self.cfg.start_timeout_s).start())
+        proc = ManagedProcess([str(spark_class()), *args], self.log_dir / f"{name}.log", env=self._env()).start()
+        self.procs.append(proc)
+        return proc
+
+    def _bound_ports(self, master: ManagedProcess, deadline: float) -> dict[str, int]:
+        """The ports the master's services bound, from its log lines "Successfully started service 'X' on port N"."""
+        while True:
+            found = dict(BOUND.findall(master.log.read_text(errors="replace")))
+            if {"sparkMaster", "MasterUI"} <= found.keys():
+                return {k: int(v) for k, v in found.items()}
+            if master.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Spark master did not start (found {found}); log {master.log}")
+            time.sleep(0.2)
 
     def status(self) -> dict:
         """The master's JSON status page (workers, their state, cores, running applications)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=5) as r:
-            return json.loads(r.read())
+        url = f"http://127.0.0.1:{self.ui_port}/json/"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body = r.read()
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise RuntimeError(f"{url} did not answer with the master's JSON status: {body[:200]!r}") from None
 
     def alive_workers(self) -> int:
         try:
@@ -71,15 +91,18 @@ class StandaloneSparkCluster:
 
     def __enter__(self) -> StandaloneSparkCluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.cfg.start_timeout_s
         try:
-            self._start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                                   "--port", str(self.port), "--webui-port", str(self.ui_port)], port=self.port)
+            master = self._start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                                            "--port", "0", "--webui-port", "0"])
+            ports = self._bound_ports(master, deadline)
+            self.port, self.ui_port = ports["sparkMaster"], ports["MasterUI"]
+            self.master_url = f"spark://127.0.0.1:{self.port}"
             for i in range(self.cfg.workers):
                 self._start(f"worker-{i}", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
                                             "--cores", str(self.cfg.cores_per_worker),
-                                            "--memory", self.cfg.memory_per_worker, "--webui-port", str(free_port()),
+                                            "--memory", self.cfg.memory_per_worker, "--webui-port", "0",
                                             "--work-dir", str(self.log_dir / f"work-{i}"), self.master_url])
-            deadline = time.monotonic() + self.cfg.start_timeout_s
             while self.alive_workers() < self.cfg.workers:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{self.alive_workers()}/{self.cfg.workers} Spark workers registered in "
