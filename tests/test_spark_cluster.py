@@ -46,3 +46,28 @@ def test_data_stage_on_a_standalone_cluster_matches_local_mode(spark, tmp_path):
         local, on_cluster = canonical(tmp_path / "local" / table), canonical(home / "data/synthetic" / table)
         assert len(local) > 0, table
         pd.testing.assert_frame_equal(local, on_cluster, check_exact=False, rtol=1e-9, obj=table)
+
+
+def test_the_master_ports_are_read_from_its_log_not_assumed(tmp_path):
+    """Spark moves to the next port when the one asked for is taken: the cluster must use the port it bound."""
+    import time
+
+    from oxy_dagster.infra.process import ManagedProcess
+    from oxy_dagster.infra.spark_cluster import StandaloneSparkCluster
+
+    log = tmp_path / "master.log"
+    log.write_text("INFO Utils: Successfully started service 'sparkMaster' on port 41001.\n"
+                   "WARN Utils: Service 'MasterUI' could not bind on port 41002. Attempting port 41003.\n"
+                   "INFO Utils: Successfully started service 'MasterUI' on port 41003.\n")
+    master = ManagedProcess(["sleep", "30"], tmp_path / "sleep.log")
+    master.log = log
+    master.start()
+    try:
+        ports = StandaloneSparkCluster(log_dir=tmp_path)._bound_ports(master, time.monotonic() + 5)
+    finally:
+        master.stop()
+    assert ports == {"sparkMaster": 41001, "MasterUI": 41003}
+    died = ManagedProcess(["true"], tmp_path / "true.log").start()
+    died.proc.wait()
+    with pytest.raises(RuntimeError, match="did not start"):
+        StandaloneSparkCluster(log_dir=tmp_path)._bound_ports(died, time.monotonic() + 5)
