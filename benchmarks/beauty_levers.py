@@ -57,12 +57,19 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     "grouped_collab60": ({}, GROUPED),
     # two generators of half the budget each, decoded as one (GeneratorEnsemble): the hour run's --members
     "grouped_collab60_members2": ({}, GROUPED),
+    # learning rate, width, depth and weight decay on the collaborative codebook (#15's untried recipe levers)
+    "grouped_collab60_lr1e3": ({}, {**GROUPED, "lr": 1e-3}),
+    "grouped_collab60_lr4e3": ({}, {**GROUPED, "lr": 4e-3}),
+    "grouped_collab60_wide": ({"d_model": 192, "d_ff": 768}, GROUPED),
+    "grouped_collab60_deep": ({"n_enc_layers": 3, "n_dec_layers": 3}, GROUPED),
+    "grouped_collab60_wd": ({}, {**GROUPED, "weight_decay": 0.1}),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
     "grouped_collab30": {"collaborative": 0.3},
     "grouped_collab60": {"collaborative": 0.6},
     "grouped_collab60_members2": {"collaborative": 0.6},
+    **{f"grouped_collab60_{k}": {"collaborative": 0.6} for k in ("lr1e3", "lr4e3", "wide", "deep", "wd")},
 }
 # lever -> generators trained one after another for budget / n each (seeds seed x n + i) and decoded together
 MEMBERS: dict[str, int] = {"grouped_collab60_members2": 2}

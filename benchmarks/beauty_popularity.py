@@ -7,7 +7,12 @@ random sample of validation and test users (history filter on, beam 50), splits 
 users by the number of times their target item is a training target (``BUCKETS``), and
 reports each bucket's share and Recall@10 / NDCG@10 per split, plus ``test_expected_from_valid``:
 validation's per-bucket recall weighted by test's bucket shares, i.e. the test figure the
-popularity shift alone would predict. Writes benchmarks/results/beauty_popularity.json (+ chart).
+popularity shift alone would predict. ``prior``: the beam's candidates re-ranked by generation
+log-probability minus alpha x log(1 + training count) for each alpha in ``--alphas`` (a popularity
+correction, a lever against that shift), alpha chosen on validation (Recall@10 + NDCG@10) and read on test.
+``--peer-minutes``: RecBole's SASRec (``sasrec_peer``) trained for that budget is read the same way on every
+validation and test user (``peer``), so the two models' per-bucket recall can be set side by side.
+Writes benchmarks/results/beauty_popularity.json (+ chart).
 
 Usage: ``python -m benchmarks.beauty_popularity --version V4-collaborative0.6 --model-dirs DIR[,DIR...]``
 """
@@ -18,8 +23,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from benchmarks.beauty_eval import candidates, ranked, split_rows
+from benchmarks.beauty_eval import KEYS, candidates, ranked, scored, split_rows
 from benchmarks.common import RESULTS, write_result
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.ensemble import GeneratorEnsemble
@@ -44,6 +50,37 @@ def by_bucket(hits: dict[str, np.ndarray], freq: np.ndarray) -> dict:
     return out
 
 
+def prior_rerank(c: dict, counts: np.ndarray, target: np.ndarray, alphas: list[float]) -> dict:
+    """Figures (filtered, ``plain``) of the candidates ranked by gen - alpha x log(1 + training count)."""
+    items = c["items"].numpy()
+    penalty = -np.log1p(counts[np.clip(items, 0, len(counts) - 1)]).astype(np.float32)
+    c = {**c, "dense": torch.from_numpy(np.where(items < 0, 0.0, penalty).astype(np.float32))}
+    return {str(a): {**scored(c, target, a, True), "plain": scored(c, target, a, False)} for a in alphas}
+
+
+def peer_buckets(paths: DataPaths, cat, counts: np.ndarray, minutes: float) -> dict:
+    """SASRec trained for ``minutes``: every validation and test user's figures by target popularity bucket."""
+    import pyarrow.parquet as pq
+
+    from benchmarks.sasrec_peer import full_sort_top, run_sasrec
+
+    def read(trainer, valid_data, test_data) -> dict:
+        out = {}
+        for split, loader in (("valid", valid_data), ("test", test_data)):
+            excluded, _, target = full_sort_top(trainer, loader)
+            tokens = loader._dataset.id2token("item_id", target)
+            freq = counts[[cat.row[t] for t in tokens]]
+            hits = {k: v for k, v in ranking_metrics(excluded, target).items() if k in KEYS}
+            out[split] = {**{k: round(float(v.mean()), 5) for k, v in hits.items()}, "evaluated": int(len(target)),
+                          "buckets": by_bucket(hits, freq)}
+        return out
+
+    splits = pq.read_table(paths.splits, columns=["user_id", "item_id", "pos"]).to_pandas()
+    peer = run_sasrec(splits, minutes * 60, oxy_home() / "bench" / "recbole", after=read)
+    return {**peer.pop("after"), "train_wall_s": peer["train_wall_s"], "epochs": peer["epochs"],
+            "model": peer["model"]}
+
+
 def plot(result: dict, path: Path) -> Path:
     import matplotlib
 
@@ -51,13 +88,16 @@ def plot(result: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     names = bucket_names()
+    series = [(f"OxyRec {split}", result[split]) for split in ("valid", "test")]
+    series += [(f"SASRec {split}", result["peer"][split]) for split in ("valid", "test") if "peer" in result]
+    width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for i, split in enumerate(("valid", "test")):
-        ax.bar([j + i * 0.4 for j in range(len(names))], [result[split]["buckets"][n]["recall@10"] or 0 for n in names],
-               0.4, label=f"{split} Recall@10")
-    ax.set_xticks([j + 0.2 for j in range(len(names))], [f"{n}x" for n in names])
+    for i, (label, figures) in enumerate(series):
+        ax.bar([j + i * width for j in range(len(names))], [figures["buckets"][n]["recall@10"] or 0 for n in names],
+               width, label=f"{label} Recall@10")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], [f"{n}x" for n in names])
     ax.set(xlabel="target's count as a training target", ylabel="Recall@10 (history excluded)",
-           title="OxyRec on Beauty: recall by target popularity")
+           title="Beauty: recall by target popularity")
     ax.legend()
     fig.tight_layout()
     return save_figure(fig, path)
@@ -71,6 +111,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=3000, help="seeded random users per split (0: all)")
     ap.add_argument("--beam", type=int, default=50)
     ap.add_argument("--name", default="beauty_popularity")
+    ap.add_argument("--peer-minutes", type=float, default=0.0, help="> 0: SASRec trained this long, read by bucket")
+    ap.add_argument("--alphas", default="-0.1,0.05,0.1,0.2,0.3,0.5", help="popularity-correction weights to re-rank by")
     args = ap.parse_args()
     paths = DataPaths(Path(args.workdir) if args.workdir else oxy_home() / "bench" / "beauty")
     loaded = [load_pretrained(paths, args.version, out_dir=Path(d)) for d in args.model_dirs.split(",")]
@@ -80,6 +122,7 @@ def main() -> None:
     train = (data.meta.split == "train").to_numpy() & (target_all < cat.pad)
     counts = np.bincount(target_all[train], minlength=cat.pad + 1)
     result = {"buckets": bucket_names(), "members": len(loaded), "version": args.version}
+    alphas, prior = sorted({0.0, *(float(a) for a in args.alphas.split(","))}), {}
     for split in ("valid", "test"):
         rows = split_rows(data, split, cat.pad, args.rows, sample=True)
         c = candidates(model, data, trie, rows, args.beam, desc=f"{split} candidates")
@@ -89,10 +132,16 @@ def main() -> None:
         result[split] = {"recall@10": round(float(hits["recall@10"].mean()), 5),
                          "ndcg@10": round(float(hits["ndcg@10"].mean()), 5), "evaluated": int(len(rows)),
                          "buckets": by_bucket(hits, counts[target])}
+        prior[split] = prior_rerank(c, counts, target, alphas)
+    chosen = max(prior["valid"], key=lambda a: sum(prior["valid"][a][k] for k in KEYS))
+    result["prior"] = {"alphas": alphas, "chosen_on_valid": float(chosen), **prior,
+                       "test_at_chosen": prior["test"][chosen], "test_at_0": prior["test"]["0.0"]}
     for key in ("recall@10", "ndcg@10"):
         result[f"test_expected_from_valid_{key}"] = round(sum(
             result["test"]["buckets"][n]["share"] * (result["valid"]["buckets"][n][key] or 0.0)
             for n in bucket_names()), 5)
+    if args.peer_minutes > 0:
+        result["peer"] = peer_buckets(paths, cat, counts, args.peer_minutes)
     write_result(args.name, result, {"version": args.version, "members": len(loaded), "rows": args.rows},
                  artifacts=[plot(result, RESULTS / f"{args.name}.png")])
     print(result)

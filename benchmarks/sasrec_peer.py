@@ -44,37 +44,42 @@ def write_inter(splits: pd.DataFrame, root: Path, name: str = "beauty") -> Path:
     return folder
 
 
-def full_sort_metrics(trainer, test_data, ks=(5, 10, 20)) -> tuple[dict[str, float], dict[str, float]]:
-    """Recall/NDCG@K over all items, (with the input sequence's items excluded, plain), scored by OxyRec's
-    own ``ranking_metrics`` from each user's top max(ks) items."""
+def full_sort_top(trainer, data, k: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every user's top ``k`` items over the whole catalogue (RecBole item ids), with the input sequence's items
+    excluded and plain, and the target item ids."""
     import torch
 
-    from oxy_dagster.model.evaluate import ranking_metrics
-
     trainer.model.eval()
-    trainer.tot_item_num = test_data._dataset.item_num
+    trainer.tot_item_num = data._dataset.item_num
     top = {"excluded": [], "plain": []}
     targets = []
     with torch.no_grad():
-        for batch in test_data:
+        for batch in data:
             interaction, scores, _, pos_i = trainer._full_sort_batch_eval(batch)  # padding item 0 at -inf
             targets.append(pos_i)
-            top["plain"].append(scores.topk(max(ks), dim=1).indices)
+            top["plain"].append(scores.topk(k, dim=1).indices)
             seen = interaction[trainer.model.ITEM_SEQ]
-            top["excluded"].append(scores.scatter(1, seen, float("-inf")).topk(max(ks), dim=1).indices)
-    target = torch.cat(targets).numpy()
-    excluded, plain = ({k: float(v.mean()) for k, v in ranking_metrics(torch.cat(top[name]).numpy(), target,
-                                                                        ks).items()}
-                       for name in ("excluded", "plain"))
-    return excluded, plain
+            top["excluded"].append(scores.scatter(1, seen, float("-inf")).topk(k, dim=1).indices)
+    return torch.cat(top["excluded"]).numpy(), torch.cat(top["plain"]).numpy(), torch.cat(targets).numpy()
+
+
+def full_sort_metrics(trainer, test_data, ks=(5, 10, 20)) -> tuple[dict[str, float], dict[str, float]]:
+    """Recall/NDCG@K over all items, (with the input sequence's items excluded, plain), scored by OxyRec's
+    own ``ranking_metrics`` from each user's top max(ks) items."""
+    from oxy_dagster.model.evaluate import ranking_metrics
+
+    excluded, plain, target = full_sort_top(trainer, test_data, max(ks))
+    return tuple({k: float(v.mean()) for k, v in ranking_metrics(top, target, ks).items()}
+                 for top in (excluded, plain))
 
 
 def run_sasrec(splits: pd.DataFrame, budget_s: float, workdir: Path, seed: int = 0, log=print,
-               curve: bool = False) -> dict:
+               curve: bool = False, after=None) -> dict:
     """Train SASRec for at most ``budget_s`` seconds of epochs; return its test metrics.
 
     ``curve``: after every epoch score every validation and test user (history filter on, and ``plain``); the
-    scoring time is not counted against the budget. The points are returned under ``curve``."""
+    scoring time is not counted against the budget. The points are returned under ``curve``. ``after(trainer,
+    valid_data, test_data)``: called on the trained model; its dict is returned under ``after``."""
     _numpy_aliases()
     import torch
     from recbole.config import Config
@@ -125,4 +130,5 @@ def run_sasrec(splits: pd.DataFrame, budget_s: float, workdir: Path, seed: int =
             "recbole_evaluator": {k: float(result[k]) for k in ("recall@5", "ndcg@5", "recall@10", "ndcg@10")},
             "train_wall_s": round(wall, 1), "epochs": epoch, "seed": seed, **({"curve": points} if curve else {}),
             "params": int(sum(p.numel() for p in model.parameters())),
-            "items": int(dataset.item_num - 1), "users": int(dataset.user_num - 1)}
+            "items": int(dataset.item_num - 1), "users": int(dataset.user_num - 1),
+            **({"after": after(trainer, valid_data, test_data)} if after else {})}
