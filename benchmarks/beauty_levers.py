@@ -91,6 +91,14 @@ DECISIONS = {  # lever -> kept / dropped and why, from the validation figures
     "grouped_collab60_members2": "not at 10 minutes (0.0990 vs one generator's 0.1098 on the same codebook, one seed): "
                                  "5-minute members are too weak; at the hour, members of 15 minutes are the run's "
                                  "best (beauty.py --members 4, 3 selected)",
+    "grouped_collab60_lr4e3": "no gain (lr 4e-3: 0.1095 / 0.0631, the same as lr 2e-3's seed 0, 0.1095 / 0.0629); "
+                              "TrainConfig keeps 2e-3",
+    "grouped_collab60_lr1e3": "dropped (lr 1e-3 learns slower: -6 % Recall@10, -10 % NDCG@10 against seed 0)",
+    "grouped_collab60_wide": "dropped at 10 minutes (d_model 192: 58 % of the steps, -2 % Recall@10, -6 % NDCG@10); "
+                             "unmeasured at the hour",
+    "grouped_collab60_deep": "dropped at 10 minutes (3 + 3 layers: 66 % of the steps, -5 % Recall@10, -8 % NDCG@10)",
+    "grouped_collab60_wd": "no effect at 10 minutes (weight decay 0.1: 0.1091 / 0.0627, within the seed std); "
+                           "unmeasured at the hour, where overfitting is the problem",
 }
 
 
