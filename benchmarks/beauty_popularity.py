@@ -50,11 +50,17 @@ def by_bucket(hits: dict[str, np.ndarray], freq: np.ndarray) -> dict:
     return out
 
 
+def split_figures(pred: np.ndarray, target: np.ndarray, freq: np.ndarray) -> dict:
+    """Recall@10 / NDCG@10 of ranked lists ``pred`` (history excluded), overall and by ``freq``'s bucket."""
+    hits = {k: v for k, v in ranking_metrics(pred, target).items() if k in KEYS}
+    return {**{k: round(float(v.mean()), 5) for k, v in hits.items()}, "evaluated": int(len(target)),
+            "buckets": by_bucket(hits, freq)}
+
+
 def prior_rerank(c: dict, counts: np.ndarray, target: np.ndarray, alphas: list[float]) -> dict:
     """Figures (filtered, ``plain``) of the candidates ranked by gen - alpha x log(1 + training count)."""
-    items = c["items"].numpy()
-    penalty = -np.log1p(counts[np.clip(items, 0, len(counts) - 1)]).astype(np.float32)
-    c = {**c, "dense": torch.from_numpy(np.where(items < 0, 0.0, penalty).astype(np.float32))}
+    items = c["items"].clamp(min=0).numpy()  # empty slots (-1) are ranked last by ``ranked`` whatever they score
+    c = {**c, "dense": torch.from_numpy(-np.log1p(counts[items]).astype(np.float32))}
     return {str(a): {**scored(c, target, a, True), "plain": scored(c, target, a, False)} for a in alphas}
 
 
@@ -68,11 +74,8 @@ def peer_buckets(paths: DataPaths, cat, counts: np.ndarray, minutes: float) -> d
         out = {}
         for split, loader in (("valid", valid_data), ("test", test_data)):
             excluded, _, target = full_sort_top(trainer, loader)
-            tokens = loader._dataset.id2token("item_id", target)
-            freq = counts[[cat.row[t] for t in tokens]]
-            hits = {k: v for k, v in ranking_metrics(excluded, target).items() if k in KEYS}
-            out[split] = {**{k: round(float(v.mean()), 5) for k, v in hits.items()}, "evaluated": int(len(target)),
-                          "buckets": by_bucket(hits, freq)}
+            freq = counts[[cat.row[t] for t in loader._dataset.id2token("item_id", target)]]
+            out[split] = split_figures(excluded, target, freq)
         return out
 
     splits = pq.read_table(paths.splits, columns=["user_id", "item_id", "pos"]).to_pandas()
@@ -127,11 +130,7 @@ def main() -> None:
         rows = split_rows(data, split, cat.pad, args.rows, sample=True)
         c = candidates(model, data, trie, rows, args.beam, desc=f"{split} candidates")
         target = target_all[rows]
-        hits = {k: v for k, v in ranking_metrics(ranked(c, model.cfg.dense_mix, True), target).items()
-                if k in ("recall@10", "ndcg@10")}
-        result[split] = {"recall@10": round(float(hits["recall@10"].mean()), 5),
-                         "ndcg@10": round(float(hits["ndcg@10"].mean()), 5), "evaluated": int(len(rows)),
-                         "buckets": by_bucket(hits, counts[target])}
+        result[split] = split_figures(ranked(c, model.cfg.dense_mix, True), target, counts[target])
         prior[split] = prior_rerank(c, counts, target, alphas)
     chosen = max(prior["valid"], key=lambda a: sum(prior["valid"][a][k] for k in KEYS))
     result["prior"] = {"alphas": alphas, "chosen_on_valid": float(chosen), **prior,

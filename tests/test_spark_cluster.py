@@ -59,9 +59,7 @@ def test_the_master_ports_are_read_from_its_log_not_assumed(tmp_path):
     log.write_text("INFO Utils: Successfully started service 'sparkMaster' on port 41001.\n"
                    "WARN Utils: Service 'MasterUI' could not bind on port 41002. Attempting port 41003.\n"
                    "INFO Utils: Successfully started service 'MasterUI' on port 41003.\n")
-    master = ManagedProcess(["sleep", "30"], tmp_path / "sleep.log")
-    master.log = log
-    master.start()
+    master = ManagedProcess(["sleep", "30"], log).start()  # appends its (empty) output to the log written above
     try:
         ports = StandaloneSparkCluster(log_dir=tmp_path)._bound_ports(master, time.monotonic() + 5)
     finally:
