@@ -49,6 +49,9 @@ class GeneratorConfig:
     # projected, scores every catalogue item's vector (code + side-feature + text embedding) by a full softmax
     dense_weight: float = 0.0  # 0: no dense head
     dense_mix: float = 0.0  # beam search ranks its candidates by log p(codes) + dense_mix x log p_dense(item)
+    # a learned per-item vector added to an item's input token (zero at the start, so an item never trained on
+    # is its semantic ID alone); the output stays the semantic ID's codes
+    item_id_emb: bool = False
 
     def __post_init__(self):
         if self.placement not in PLACEMENTS:
@@ -67,7 +70,8 @@ class GeneratorConfig:
 
 
 # fields newer than some saved configs: their "off"
-ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "emb_dropout": 0.0, "label_smoothing": 0.0}
+ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "emb_dropout": 0.0, "label_smoothing": 0.0,
+                   "item_id_emb": False}
 
 # Seed Table 3 (hidden / intermediate, experts total / active) and CPU-sized presets.
 PRESETS: dict[str, dict] = {
@@ -104,6 +108,7 @@ class ModelChoice:
     dropout: float = setting(GeneratorConfig.dropout, "dropout in attention, FFN and residual branches")
     emb_dropout: float = setting(GeneratorConfig.emb_dropout, "dropout on the encoder's input tokens")
     label_smoothing: float = setting(GeneratorConfig.label_smoothing, "label smoothing of each code level's loss")
+    item_id_emb: bool = setting(GeneratorConfig.item_id_emb, "a learned per-item input vector beside the codes")
 
     def overrides(self) -> dict:
         """GeneratorConfig fields this choice sets (everything but the preset name)."""

@@ -38,6 +38,9 @@ class Generator(nn.Module):
         self.register_buffer("item_text", pad(text.float(), 0.0), persistent=False)
         self.pad_item = n_items
         self.code_emb = nn.ModuleList(nn.Embedding(v, d) for v in cfg.code_vocab)
+        if cfg.item_id_emb:
+            self.id_emb = nn.Embedding(n_items + 1, d, padding_idx=n_items)
+            nn.init.zeros_(self.id_emb.weight)
         self.cate_emb, self.brand_emb = nn.Embedding(cfg.n_cate, d), nn.Embedding(cfg.n_brand, d)
         self.behavior_emb = nn.Embedding(N_BEHAVIORS, d, padding_idx=0)
         self.pos_emb = nn.Embedding(cfg.max_short + cfg.igr_k + 1, d)
@@ -66,6 +69,8 @@ class Generator(nn.Module):
         codes = self.item_codes[rows]
         e = sum(emb(codes[..., i]) for i, emb in enumerate(self.code_emb))
         e = e + self.cate_emb(self.item_cate[rows]) + self.brand_emb(self.item_brand[rows])
+        if self.cfg.item_id_emb:
+            e = e + self.id_emb(rows)
         return e * (rows != self.pad_item).unsqueeze(-1)
 
     def item_adapter(self, rows: torch.Tensor, normalize: bool = True) -> torch.Tensor:

@@ -1,0 +1,40 @@
+"""The per-item input vector of #15 (``item_id_emb``): it starts at zero, so the model begins as the semantic-ID
+model; training moves only the rows of items that were inputs; configs saved before it load with it off."""
+
+from dataclasses import asdict
+
+import torch
+
+from oxy_dagster.model.config import GeneratorConfig
+
+
+def test_the_item_vector_starts_at_zero_and_learns_only_for_input_items(tiny):
+    codes = tiny.catalogue()
+    batch = tiny.batch(len(codes), b=2)
+    with_id = tiny.model(codes, q2i_weight=0.0, item_id_emb=True)
+    plain = tiny.model(codes, q2i_weight=0.0)
+    assert with_id.id_emb.weight.shape == (len(codes) + 1, with_id.cfg.d_model)
+    missing = plain.load_state_dict(with_id.state_dict(), strict=False)
+    assert missing.unexpected_keys == ["id_emb.weight"] and not missing.missing_keys
+    with_id.eval(), plain.eval()
+    assert torch.allclose(with_id(batch)["loss"], plain(batch)["loss"], atol=1e-6)  # zero at the start
+
+    with_id.train()
+    opt = torch.optim.SGD(with_id.parameters(), lr=1.0)
+    with_id(batch)["loss"].backward()
+    opt.step()
+    moved = with_id.id_emb.weight.detach().abs().sum(1) > 0
+    inputs = torch.zeros(len(codes) + 1, dtype=torch.bool)
+    inputs[batch["short_items"].flatten()] = True  # long-history tokens are detached; the trigger is row 3
+    inputs[batch["trigger"][batch["trigger"] < len(codes)]] = True
+    assert moved.any() and torch.equal(moved, inputs)
+    assert not moved[len(codes)]  # the padding row stays zero
+    with_id.eval()
+    assert not torch.allclose(with_id(batch)["loss"], plain(batch)["loss"], atol=1e-4)
+
+
+def test_configs_saved_before_the_item_vector_load_without_it(tiny):
+    saved = asdict(tiny.model(tiny.catalogue(), item_id_emb=True).cfg)
+    assert GeneratorConfig.from_saved(saved).item_id_emb is True
+    saved.pop("item_id_emb")
+    assert GeneratorConfig.from_saved(saved).item_id_emb is False
