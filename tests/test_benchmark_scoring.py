@@ -1,6 +1,9 @@
 """The Beauty benchmarks score both protocols from one beam search per user (``benchmarks/beauty_eval.py``):
 the history-filtered figures must be exactly those of ``evaluate(exclude_history=True)`` and the plain ones
-those of ``evaluate()``, so halving the scoring time changes no number."""
+those of ``evaluate()``, so halving the scoring time changes no number. The levers sweep refills its cache
+from the committed table only for levers whose definition is unchanged."""
+
+import json
 
 import pytest
 
@@ -39,3 +42,23 @@ def test_popularity_correction_reranks_the_beam_by_training_count():
     assert out["1.0"]["ndcg@10"] == pytest.approx(1.0)  # -5 - 0 beats -1 - log(1001) and -1.2 - log(101)
     assert out["0.1"]["ndcg@10"] == pytest.approx(0.5)  # a small correction does not reorder these gaps
     assert out["1.0"]["plain"]["ndcg@10"] == pytest.approx(1.0)  # nothing seen: both protocols agree
+
+
+def test_levers_cache_is_restored_only_for_runs_whose_lever_is_unchanged(tmp_path, monkeypatch):
+    """A fresh checkout refills the lever cache from the committed table; a lever redefined since retrains."""
+    import argparse
+
+    from benchmarks import beauty_levers as bl
+
+    monkeypatch.setenv("OXY_HOME", str(tmp_path))
+    args = argparse.Namespace(budget_min=10.0, version="V4", eval_rows=8000, beam=50)
+    same = {**bl.lever_spec("grouped_collab60", 1, args), "recall@10": 0.11}
+    changed = {**bl.lever_spec("grouped_collab60_lr4e3", 0, args), "recall@10": 0.1}
+    changed["train"] = {**changed["train"], "lr": 8e-3}  # recorded under an older definition of the lever
+    table = {"levers": {"grouped_collab60": {"runs": [same]}, "grouped_collab60_lr4e3": {"runs": [changed]},
+                        "a_lever_since_removed": {"runs": [{**same, "lever": "a_lever_since_removed"}]}}}
+    assert bl.restore_cache(table, args) == ["grouped_collab60-s1"]
+    cached = bl.cached_path(bl.lever_spec("grouped_collab60", 1, args))
+    assert json.loads(cached.read_text())["recall@10"] == 0.11
+    assert not bl.cached_path(bl.lever_spec("grouped_collab60_lr4e3", 0, args)).exists()
+    assert bl.restore_cache(table, args) == []  # already there: nothing overwritten
