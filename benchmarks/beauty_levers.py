@@ -93,11 +93,11 @@ DECISIONS = {  # lever -> kept / dropped and why, from the validation figures
     "grouped_collab30": "promising (+4 % Recall@10 over the recipe's 3-seed mean, one seed); not yet the default: "
                         "unmeasured at the hour and with more seeds",
     "grouped_collab60": "kept for the one-hour run (3 seeds: +5 % Recall@10, +6 % NDCG@10 over the recipe's 3-seed "
-                        "mean; the hour's 3 x 15-minute members train on it: test Recall@10 0.0771); not the default "
+                        "mean; the hour's 3 x 20-minute members train on it: test Recall@10 0.0794); not the default "
                         "SID build",
     "grouped_collab60_members2": "not at 10 minutes (0.0990 vs one generator's 0.1098 on the same codebook, one seed): "
-                                 "5-minute members are too weak; at the hour, members of 15 minutes are the run's "
-                                 "best (beauty.py --members 4, 3 selected)",
+                                 "5-minute members are too weak; at the hour, three members of 20 minutes are "
+                                 "the run's best (beauty.py --members 3)",
     "grouped_collab60_lr4e3": "no gain (lr 4e-3: 0.1095 / 0.0631, the same as lr 2e-3's seed 0, 0.1095 / 0.0629); "
                               "TrainConfig keeps 2e-3",
     "grouped_collab60_lr1e3": "dropped (lr 1e-3 learns slower: -6 % Recall@10, -10 % NDCG@10 against seed 0)",
