@@ -149,12 +149,13 @@ def restore_cache(table: dict, args) -> list[str]:
     equals the lever's spec today. Returns the restored runs' names."""
     restored = []
     for name, row in table.get("levers", {}).items():
+        if name not in LEVERS:
+            continue
         for run in row.get("runs", []):
-            if name not in LEVERS:
-                continue
             spec = lever_spec(name, run["seed"], args)
-            if {k: run.get(k) for k in spec} == spec and not cached_path(spec).exists():
-                write_json(cached_path(spec), run)
+            path = cached_path(spec)
+            if {k: run.get(k) for k in spec} == spec and not path.exists():
+                write_json(path, run)
                 restored.append(f"{name}-s{run['seed']}")
     return restored
 
