@@ -27,36 +27,22 @@ from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import torch
 
+from benchmarks.beauty_data import prepare_data
 from benchmarks.beauty_eval import curve_point, minutes_to, test_figures
 from benchmarks.common import RESULTS, PeakRSS, write_result
-from oxy_dagster.data.pipeline import run_all
-from oxy_dagster.data.sources import DatasetConfig
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.checkpoint import latest_checkpoint
 from oxy_dagster.model.config import GeneratorConfig, TrainConfig
-from oxy_dagster.model.ensemble import GeneratorEnsemble
+from oxy_dagster.model.ensemble import CodebookEnsemble, GeneratorEnsemble
 from oxy_dagster.model.evaluate import history_repeat_rate
 from oxy_dagster.model.pipeline import load_pretrained, pretrain
 from oxy_dagster.paths import DataPaths
 from oxy_dagster.paths import work_dir as oxy_home
-from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings
-from oxy_dagster.spark import get_spark, stop_spark
 
 TIGER = {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384}  # NeurIPS 2023, Table 1
 KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
-
-
-def prepare_data(paths: DataPaths, dataset_path: str | None, versions: list[str]) -> None:
-    if not (paths.samples / "_schema.json").exists():
-        run_all(get_spark(), DatasetConfig(kind="beauty", path=dataset_path), paths.root)
-        stop_spark()
-    if not (paths.sid / "encoded" / "embeddings.safetensors").exists():
-        build_text_embeddings(paths)
-    for v in versions:
-        if not (paths.sid / v / "codes.parquet").exists():
-            build_item_embeddings(paths, v)
-            build_codebook(paths, v)
 
 
 def recipe(args) -> dict:
@@ -103,31 +89,60 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
 
 def train_members(paths: DataPaths, version: str, out: Path, args) -> dict:
     """``--members N``: N generators (seeds ``seed`` .. ``seed + N - 1``), trained one after another for
-    ``budget / N`` each, decoded together (``GeneratorEnsemble``). The training budget is the members' sum, so the
-    peer gets the same seconds. With ``--curve-every-min`` a curve point scores the ensemble of the members
-    trained so far after each member, and the prefix with the best validation figures is the selected model."""
+    ``budget / N`` each, decoded together: ``GeneratorEnsemble`` (one joint beam) on one codebook, or
+    ``CodebookEnsemble`` when ``--member-versions`` gives each member its own SID version. The training budget is
+    the members' sum, so the peer gets the same seconds. With ``--curve-every-min`` a curve point scores the
+    ensemble of the members trained so far after each member, and the prefix with the best validation figures is
+    the selected model."""
     shutil.rmtree(out, ignore_errors=True)
+    versions = member_versions(version, args)
     members, runs, curve, best = [], [], [], None
-    for i in range(args.members):
+    for i, v in enumerate(versions):
         member_args = argparse.Namespace(**{**vars(args), "budget_min": args.budget_min / args.members,
                                             "seed": args.seed + i, "curve_every_min": 0.0})
-        run = train(paths, version, out / f"member{i}", member_args)
-        model, cat, data, trie = run.pop("bundle")
-        members.append(model)
-        runs.append({k: run[k] for k in ("seed", "trained_s", "train_wall_s", "steps_done", "epochs", "final_loss")})
+        run = train(paths, v, out / f"member{i}", member_args)
+        model, cat_i, data_i, trie_i = run.pop("bundle")
+        if i == 0:
+            cat, data, trie = cat_i, data_i, trie_i
+        elif not (cat_i.item_ids == cat.item_ids).all():
+            raise ValueError(f"member {i}'s SID version {v} orders the catalogue differently from {versions[0]}")
+        members.append((model, trie_i, torch.from_numpy(cat_i.codes)))
+        runs.append({k: run[k] for k in ("seed", "trained_s", "train_wall_s", "steps_done", "epochs", "final_loss")}
+                    | {"sid_version": v})
         if args.curve_every_min > 0:
             minute = sum(r["trained_s"] for r in runs) / 60
-            curve.append(curve_point(GeneratorEnsemble(members), data, trie, minute, args.curve_rows, args.beam))
+            curve.append(curve_point(ensemble_of(members), data, trie, minute, args.curve_rows, args.beam))
             print("curve", len(members), "members:", curve[-1], flush=True)
             if best is None or valid_score(curve[-1]) > valid_score(best):
-                best = {**curve[-1], "members": len(members), "model": GeneratorEnsemble(list(members))}
+                best = {**curve[-1], "members": len(members), "model": ensemble_of(list(members))}
     total = lambda k: round(sum(r[k] for r in runs), 2)  # noqa: E731
-    return {"bundle": (GeneratorEnsemble(members), cat, data, trie), "curve": curve, "best": best,
+    return {"bundle": (ensemble_of(members), cat, data, trie), "curve": curve, "best": best,
             "train_wall_s": total("train_wall_s"), "trained_s": total("trained_s"), "steps_done": total("steps_done"),
             "epochs": total("epochs"), "final_loss": round(sum(r["final_loss"] for r in runs) / len(runs), 4),
             "params": run["params"] * len(runs), "seed": args.seed, "sid_version": version, "members": runs,
             "selected_members": best["members"] if best else len(runs),
-            "recipe": {**run["recipe"], "members": len(runs), "member_budget_min": args.budget_min / args.members}}
+            "recipe": {**run["recipe"], "members": len(runs), "member_budget_min": args.budget_min / args.members,
+                       "member_versions": versions}}
+
+
+def member_versions(version: str, args) -> list[str]:
+    """Each member's SID version: ``--member-versions`` (one per member, the first the run's version), else
+    ``version`` for all ``--members``."""
+    if not args.member_versions:
+        return [version] * args.members
+    versions = args.member_versions.split(",")
+    if len(versions) != args.members or versions[0] != version:
+        raise SystemExit(f"--member-versions names {len(versions)} versions starting {versions[0]}; it needs "
+                         f"--members ({args.members}) of them, starting with the run's version {version}")
+    return versions
+
+
+def ensemble_of(members: list[tuple]) -> GeneratorEnsemble | CodebookEnsemble:
+    """One joint beam when the members share a codebook, else each member's beam proposing and all scoring."""
+    models = [m for m, _, _ in members]
+    if all(c is members[0][2] or torch.equal(c, members[0][2]) for _, _, c in members):
+        return GeneratorEnsemble(models)
+    return CodebookEnsemble(members)
 
 
 def valid_score(point: dict) -> float:
@@ -242,6 +257,10 @@ def main() -> None:
                     help="a learned per-item input vector beside the semantic ID's codes (GeneratorConfig.item_id_emb)")
     ap.add_argument("--members", type=int, default=1,
                     help="> 1: train that many generators for budget / members each and decode them as one ensemble")
+    ap.add_argument("--member-versions", default=None,
+                    help="with --members N: N comma-separated SID versions, one per member, the first the run's "
+                         "(e.g. V4-collaborative0.6,V4-collaborative0.6-seed1: the same vectors under another "
+                         "RQ-KMeans seed); members on different codebooks decode as a CodebookEnsemble")
     ap.add_argument("--beam", type=int, default=20)
     ap.add_argument("--eval-rows", type=int, default=0, help="0: every test user")
     ap.add_argument("--seed", type=int, default=0)
@@ -264,7 +283,7 @@ def main() -> None:
     args = ap.parse_args()
     versions = args.versions.split(",")
     paths = DataPaths(Path(args.workdir) if args.workdir else oxy_home() / "bench" / "beauty")
-    prepare_data(paths, args.dataset_path, versions)
+    prepare_data(paths, args.dataset_path, versions + (args.member_versions.split(",") if args.member_versions else []))
     results = {}
     with PeakRSS() as rss:
         earlier = json.loads(Path(args.reuse_trained).read_text()) if args.reuse_trained else None

@@ -26,7 +26,11 @@ def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
     for i in tqdm(range(0, len(rows), batch_size), desc=desc, mininterval=5):
         batch = data.batch(rows[i:i + batch_size])
         hist = history_items(batch)
-        items, gen = beam_search(model, batch, trie, beam=beam, topk=max(beam, 20) + hist.shape[1], dense_mix=0.0)
+        width = max(beam, 20) + hist.shape[1]
+        if hasattr(model, "search"):  # a CodebookEnsemble: its members' beams, each over its own trie
+            items, gen = model.search(batch, beam, width)
+        else:
+            items, gen = beam_search(model, batch, trie, beam=beam, topk=width, dense_mix=0.0)
         dense = torch.zeros_like(gen)
         if model.cfg.dense_weight > 0:
             instr, query = model.instruction(batch)

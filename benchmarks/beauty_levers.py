@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.beauty import prepare_data
+from benchmarks.beauty_data import derived_codebook, prepare_data
 from benchmarks.beauty_eval import KEYS, candidates, scored, split_rows
 from benchmarks.common import write_result
 from oxy_dagster.io import write_json
@@ -39,7 +39,6 @@ from oxy_dagster.model.ensemble import GeneratorEnsemble
 from oxy_dagster.model.pipeline import pretrain
 from oxy_dagster.paths import DataPaths
 from oxy_dagster.paths import work_dir as oxy_home
-from oxy_dagster.sid.build import build_codebook
 
 # name -> (generator overrides, training overrides); "baseline" is the committed default recipe
 # The recipe before issue #15 (pinned, so a lever means the same after the defaults change) and each lever on it.
@@ -115,20 +114,6 @@ DECISIONS = {  # lever -> kept / dropped and why, from the validation figures
 }
 
 
-def lever_codebook(paths: DataPaths, version: str, overrides: dict) -> str:
-    """The SID version a lever trains on: ``version`` itself, or a copy of its item vectors under
-    ``<version>-<overrides>`` with a codebook built with those ``build_codebook`` overrides (built once)."""
-    if not overrides:
-        return version
-    name = version + "-" + "-".join(f"{k}{v}" for k, v in sorted(overrides.items()))
-    if not (paths.sid / name / "codes.parquet").exists():
-        (paths.sid / name).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(paths.sid / version / "item_embeddings.safetensors",
-                        paths.sid / name / "item_embeddings.safetensors")
-        print(f"{name}: codebook", build_codebook(paths, name, **overrides), flush=True)
-    return name
-
-
 def lever_spec(name: str, seed: int, args) -> dict:
     """What a lever's measurement depends on (its cache key): the lever's overrides, seed, budget and evaluation."""
     model_over, train_over = LEVERS[name]
@@ -170,7 +155,7 @@ def run_lever(paths: DataPaths, name: str, seed: int, args) -> dict:
     out = oxy_home() / "bench" / "levers" / "model"
     shutil.rmtree(out, ignore_errors=True)
     print(f"{name} (seed {seed}): {args.budget_min} min of training", flush=True)
-    version = lever_codebook(paths, args.version, codebook)
+    version = derived_codebook(paths, args.version, codebook)
     models, steps, train_s, losses = [], 0, 0.0, []
     for i in range(n):
         cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60 / n, warmup=200, seed=seed * n + i,

@@ -137,7 +137,8 @@ def main() -> None:
                "settings": {"rl": vars(base) | {"steps": args.steps}, "seeds": args.seeds, "eval_rows": args.eval_rows,
                             "pretrain_steps": args.pretrain_steps, "table11_and_figure7_seeds": 1}}
     if not args.skip_beauty:
-        from benchmarks.beauty import prepare_data, train
+        from benchmarks.beauty import train
+        from benchmarks.beauty_data import prepare_data
 
         bpaths = DataPaths(work_dir() / "bench" / "beauty")
         prepare_data(bpaths, None, ["V4"])

@@ -50,7 +50,8 @@ def percentiles(ms: list[float]) -> dict:
 
 
 def beauty_model(paths: DataPaths, train_min: float):
-    from benchmarks.beauty import prepare_data, train
+    from benchmarks.beauty import train
+    from benchmarks.beauty_data import prepare_data
 
     prepare_data(paths, None, ["V4"])
     out = work_dir() / "bench" / "beauty-models" / "V4"

@@ -62,3 +62,37 @@ def test_levers_cache_is_restored_only_for_runs_whose_lever_is_unchanged(tmp_pat
     assert json.loads(cached.read_text())["recall@10"] == 0.11
     assert not bl.cached_path(bl.lever_spec("grouped_collab60_lr4e3", 0, args)).exists()
     assert bl.restore_cache(table, args) == []  # already there: nothing overwritten
+
+
+def test_a_derived_sid_version_spells_its_codebook_overrides():
+    from benchmarks.beauty_data import codebook_overrides
+
+    assert codebook_overrides("V4") == ("V4", {})
+    assert codebook_overrides("V4-collaborative0.6-seed1") == ("V4", {"collaborative": 0.6, "seed": 1})
+    assert codebook_overrides("V1-collaborative_dim32-width128") == ("V1", {"collaborative_dim": 32, "width": 128})
+    with pytest.raises(ValueError, match="'dropout0.2' is not <key><number>"):
+        codebook_overrides("V4-dropout0.2")
+
+
+def test_members_on_other_codebooks_decode_as_a_codebook_ensemble(tiny):
+    import argparse
+
+    import torch
+
+    from benchmarks.beauty import ensemble_of, member_versions
+    from oxy_dagster.model.ensemble import CodebookEnsemble, GeneratorEnsemble
+    from oxy_dagster.model.trie import CodeTrie
+
+    codes = tiny.catalogue()
+    other = codes[::-1].copy()
+    a, b = tiny.model(codes), tiny.model(other)
+    trie, trie_b = CodeTrie.build(codes, list(tiny.vocab)), CodeTrie.build(other, list(tiny.vocab))
+    same = ensemble_of([(a, trie, torch.from_numpy(codes)), (b, trie, torch.from_numpy(codes.copy()))])
+    assert isinstance(same, GeneratorEnsemble)
+    mixed = ensemble_of([(a, trie, torch.from_numpy(codes)), (b, trie_b, torch.from_numpy(other))])
+    assert isinstance(mixed, CodebookEnsemble)
+    args = argparse.Namespace(members=2, member_versions="V4-collaborative0.6,V4-collaborative0.6-seed1")
+    assert member_versions("V4-collaborative0.6", args) == ["V4-collaborative0.6", "V4-collaborative0.6-seed1"]
+    assert member_versions("V4", argparse.Namespace(members=3, member_versions=None)) == ["V4"] * 3
+    with pytest.raises(SystemExit, match="needs --members"):
+        member_versions("V4-collaborative0.6", argparse.Namespace(members=3, member_versions=args.member_versions))

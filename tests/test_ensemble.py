@@ -1,10 +1,11 @@
-"""GeneratorEnsemble: several generators decoded as one by trie-constrained beam search (issue #15's ensemble)."""
+"""GeneratorEnsemble: several generators decoded as one by trie-constrained beam search (issue #15's ensemble);
+CodebookEnsemble: generators over different SID codebooks of one catalogue, each beam proposing, all scoring."""
 
 import pytest
 import torch
 
-from oxy_dagster.model.decoding import beam_search
-from oxy_dagster.model.ensemble import GeneratorEnsemble
+from oxy_dagster.model.decoding import beam_search, path_logp
+from oxy_dagster.model.ensemble import CodebookEnsemble, GeneratorEnsemble, unique_rows
 from oxy_dagster.model.trie import CodeTrie
 
 
@@ -55,3 +56,75 @@ def test_members_must_share_the_catalogue(tiny):
     b = tiny.model(codes, code_vocab=(6, 6, 7, 1))
     with pytest.raises(ValueError, match="member 1 has code vocabularies"):
         GeneratorEnsemble([a, b])
+
+
+def test_path_logp_is_the_score_beam_search_gives_an_item(tiny):
+    codes = tiny.catalogue()
+    trie = CodeTrie.build(codes, list(tiny.vocab))
+    batch = tiny.batch(len(codes), b=5)
+    model = tiny.model(codes, q2i_weight=0.0).eval()
+    items, scores = beam_search(model, batch, trie, beam=len(codes), topk=len(codes))  # every item, exactly scored
+    table = torch.from_numpy(codes)
+    assert torch.allclose(path_logp(model, batch, items, table), scores, atol=1e-4)
+    assert torch.allclose(path_logp(model, batch, items, table, chunk=7), scores, atol=1e-4)  # chunking changes nothing
+    some = items[:, :6].clone()
+    some[:, 2] = -1
+    got = path_logp(model, batch, some, table)
+    assert torch.isneginf(got[:, 2]).all() and torch.isfinite(got[:, [0, 1, 3, 4, 5]]).all()
+
+
+def _second_codebook(tiny, codes):
+    """The same items under another tokenization: the code tuples dealt out to the items in another order."""
+    perm = torch.randperm(len(codes), generator=torch.Generator().manual_seed(5)).numpy()
+    other = codes[perm]
+    torch.manual_seed(2)
+    model = tiny.model(other, q2i_weight=0.0).eval()
+    for p in model.parameters():
+        p.data.add_(0.3 * torch.randn_like(p))
+    return model, other
+
+
+def test_a_codebook_ensemble_ranks_by_the_members_mean_path_log_probability(tiny):
+    codes = tiny.catalogue()
+    batch = tiny.batch(len(codes), b=4)
+    a = tiny.model(codes, q2i_weight=0.0).eval()
+    b, other = _second_codebook(tiny, codes)
+    ens = CodebookEnsemble([(a, CodeTrie.build(codes, list(tiny.vocab)), torch.from_numpy(codes)),
+                            (b, CodeTrie.build(other, list(tiny.vocab)), torch.from_numpy(other))])
+    exclude = batch["short_items"][:, -5:]
+    items, scores = ens.search(batch, beam=len(codes), topk=12, exclude=exclude)  # beams cover the catalogue
+    every = torch.arange(len(codes)).expand(4, -1)
+    want = (path_logp(a, batch, every, torch.from_numpy(codes))
+            + path_logp(b, batch, every, torch.from_numpy(other))) / 2
+    want = want.masked_fill(torch.zeros_like(want, dtype=torch.bool).scatter(1, exclude, True), float("-inf"))
+    top, order = want.topk(12, dim=1)
+    assert torch.equal(items, order) and torch.allclose(scores, top, atol=1e-4)
+    assert not (items[:, :, None] == exclude[:, None, :]).any()
+    alone, _ = beam_search(a, batch, CodeTrie.build(codes, list(tiny.vocab)), beam=len(codes), topk=12,
+                           exclude=exclude)
+    assert not torch.equal(alone, items)  # the member on the other codebook moved the ranking
+
+
+def test_a_codebook_ensemble_keeps_only_the_union_of_its_beams(tiny):
+    codes = tiny.catalogue()
+    batch = tiny.batch(len(codes), b=3)
+    a = tiny.model(codes, q2i_weight=0.0).eval()
+    b, other = _second_codebook(tiny, codes)
+    tries = CodeTrie.build(codes, list(tiny.vocab)), CodeTrie.build(other, list(tiny.vocab))
+    ens = CodebookEnsemble([(a, tries[0], torch.from_numpy(codes)), (b, tries[1], torch.from_numpy(other))])
+    items, scores = ens.search(batch, beam=4, topk=10)
+    proposed = torch.cat([beam_search(a, batch, tries[0], beam=4, topk=4)[0],
+                          beam_search(b, batch, tries[1], beam=4, topk=4)[0]], 1)
+    for row in range(3):
+        kept = set(items[row][items[row] >= 0].tolist())
+        assert kept == set(proposed[row].tolist())  # 4 + 4 proposals, fewer where the beams agree
+    assert torch.isneginf(scores[items < 0]).all()
+    assert torch.equal(unique_rows(torch.tensor([[3, -1, 3, 1]])), torch.tensor([[-1, 1, 3, -1]]))
+
+
+def test_a_codebook_ensemble_needs_one_catalogue(tiny):
+    codes = tiny.catalogue()
+    a = tiny.model(codes)
+    trie = CodeTrie.build(codes, list(tiny.vocab))
+    with pytest.raises(ValueError, match="member 1 covers 10 items"):
+        CodebookEnsemble([(a, trie, torch.from_numpy(codes)), (a, trie, torch.from_numpy(codes[:10]))])

@@ -9,6 +9,12 @@ mean log-softmax. Beam search renormalises that mean, so the ensemble ranks code
 paths by the geometric mean of the members' probabilities, and the trie keeps
 every returned item valid. Members may differ in seed, width or training budget;
 they must share the catalogue's code vocabularies.
+
+``CodebookEnsemble`` joins generators trained on *different* SID codebooks of one
+catalogue (e.g. RQ-KMeans with another seed): no joint beam exists over two tries,
+so each member's trie-constrained beam proposes items, the union is scored by every
+member (``path_logp``: each item's whole code path, in or out of that member's
+beam), and items rank by the members' mean log-probability.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .decoding import beam_search, path_logp
+from .trie import CodeTrie
 
 
 class GeneratorEnsemble(nn.Module):
@@ -74,3 +83,45 @@ class GeneratorEnsemble(nn.Module):
 
     def rescore(self, state, items, scores, mix=None):
         return scores
+
+
+class CodebookEnsemble:
+    """Generators over different SID codebooks of one catalogue (same items, same row order), decoded as one.
+
+    ``members``: (generator, its trie, its (items, levels) code table) per member. ``search`` returns the
+    top ``topk`` items of the union of the members' beams by the members' mean path log-probability."""
+
+    def __init__(self, members: list[tuple[nn.Module, CodeTrie, torch.Tensor]]):
+        if not members:
+            raise ValueError("an ensemble needs at least one generator")
+        n_items = len(members[0][2])
+        for i, (model, _, codes) in enumerate(members):
+            if len(codes) != n_items or model.pad_item != members[0][0].pad_item:
+                raise ValueError(f"member {i} covers {len(codes)} items (pad {model.pad_item}), member 0 "
+                                 f"{n_items} (pad {members[0][0].pad_item}): not one catalogue")
+        self.members = [(m.eval(), t, torch.as_tensor(c)) for m, t, c in members]
+        self.pad_item = members[0][0].pad_item
+        self.cfg = replace(members[0][0].cfg, dense_weight=0.0, dense_mix=0.0)
+
+    def eval(self) -> CodebookEnsemble:
+        return self
+
+    @torch.no_grad()
+    def search(self, batch: dict, beam: int, topk: int, exclude: torch.Tensor | None = None):
+        """(item rows, scores), best first, -1 / -inf where fewer than ``topk`` items remain; ``exclude``: item rows
+        never to return (padding entries are ignored)."""
+        proposals = [beam_search(m, batch, trie, beam=beam, topk=beam)[0] for m, trie, _ in self.members]
+        union = unique_rows(torch.cat(proposals, 1))
+        score = torch.stack([path_logp(m, batch, union, codes) for m, _, codes in self.members]).mean(0)
+        if exclude is not None:
+            score = score.masked_fill((union[:, :, None] == exclude[:, None, :]).any(-1), float("-inf"))
+        score, order = score.topk(min(topk, score.shape[1]), dim=1)
+        return union.gather(1, order).masked_fill(~torch.isfinite(score), -1), score
+
+
+def unique_rows(items: torch.Tensor) -> torch.Tensor:
+    """Each row's distinct item rows (sorted), repeats and -1 entries replaced by -1."""
+    s = items.sort(1).values
+    repeat = torch.zeros_like(s, dtype=torch.bool)
+    repeat[:, 1:] = s[:, 1:] == s[:, :-1]
+    return s.masked_fill(repeat | (s < 0), -1)
