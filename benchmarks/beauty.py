@@ -273,6 +273,9 @@ def main() -> None:
                          "epoch) on validation and test users: the recall-vs-time curve and minutes_to_tiger")
     ap.add_argument("--curve-rows", type=int, default=3000, help="users per split scored at each curve point")
     ap.add_argument("--name", default="beauty", help="results name: benchmarks/results/<name>.json and .png")
+    ap.add_argument("--models-dir", default=None,
+                    help="where the trained models are kept, one folder per SID version (default: $OXY_HOME/bench/"
+                         "beauty-models; another keeps an earlier run's models for --reuse-trained)")
     ap.add_argument("--levers-from", default=str(RESULTS / "beauty_levers.json"),
                     help="the levers table (benchmarks/beauty_levers.py) to carry into the results")
     ap.add_argument("--reuse-trained", default=None,
@@ -288,7 +291,7 @@ def main() -> None:
     with PeakRSS() as rss:
         earlier = json.loads(Path(args.reuse_trained).read_text()) if args.reuse_trained else None
         for v in versions:
-            out = oxy_home() / "bench" / "beauty-models" / v
+            out = (Path(args.models_dir) if args.models_dir else oxy_home() / "bench" / "beauty-models") / v
             if earlier:
                 if args.members > 1:
                     raise SystemExit("--reuse-trained re-scores one generator; an ensemble (--members) is retrained")
