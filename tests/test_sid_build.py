@@ -51,6 +51,23 @@ def test_version_embeddings_and_codebook(shop, version):
     assert saved["collision_p99"] == m["collision_p99"]
 
 
+def test_a_derived_version_is_its_base_vectors_under_another_codebook(shop):
+    """``benchmarks/beauty_data.py``: ``V1-seed1-width16`` is V1's item vectors under RQ-KMeans seed 1, width 16."""
+    from benchmarks.beauty_data import codebook_overrides, derived_codebook
+
+    build_item_embeddings(shop, "V1")
+    name = derived_codebook(shop, "V1", {"width": 16, "seed": 1})
+    assert name == "V1-seed1-width16" and codebook_overrides(name) == ("V1", {"seed": 1, "width": 16})
+    vectors = [load_file(str(shop.sid / v / "item_embeddings.safetensors"))["embeddings"] for v in ("V1", name)]
+    assert np.array_equal(*vectors)
+    codes = pd.read_parquet(shop.sid / name / "codes.parquet")
+    assert (codes.width == 16).all() and codes.c1.max() < 16 and not codes.duplicated(["c1", "c2", "c3", "c4"]).any()
+    built = (shop.sid / name / "codes.parquet").stat().st_mtime_ns
+    assert derived_codebook(shop, "V1", {"seed": 1, "width": 16}) == name
+    assert (shop.sid / name / "codes.parquet").stat().st_mtime_ns == built  # built once
+    assert derived_codebook(shop, "V1", {}) == "V1"
+
+
 def test_swing_training_brings_neighbours_into_top10(shop):
     """Recall@10 of each item's top-3 Swing neighbours among its nearest items: V3 (trained) beats V1 (frozen)."""
     swing = pd.read_parquet(shop.swing).query("rank <= 3")
