@@ -106,7 +106,7 @@ def train_members(paths: DataPaths, version: str, out: Path, args) -> dict:
             cat, data, trie = cat_i, data_i, trie_i
         elif not (cat_i.item_ids == cat.item_ids).all():
             raise ValueError(f"member {i}'s SID version {v} orders the catalogue differently from {versions[0]}")
-        members.append((model, trie_i, torch.from_numpy(cat_i.codes)))
+        members.append((model, trie_i))
         runs.append({k: run[k] for k in ("seed", "trained_s", "train_wall_s", "steps_done", "epochs", "final_loss")}
                     | {"sid_version": v})
         if args.curve_every_min > 0:
@@ -138,9 +138,10 @@ def member_versions(version: str, args) -> list[str]:
 
 
 def ensemble_of(members: list[tuple]) -> GeneratorEnsemble | CodebookEnsemble:
-    """One joint beam when the members share a codebook, else each member's beam proposing and all scoring."""
-    models = [m for m, _, _ in members]
-    if all(c is members[0][2] or torch.equal(c, members[0][2]) for _, _, c in members):
+    """(generator, trie) members: one joint beam when they share a codebook, else each member's beam proposing
+    and all scoring."""
+    models = [m for m, _ in members]
+    if all(torch.equal(m.item_codes, models[0].item_codes) for m in models):
         return GeneratorEnsemble(models)
     return CodebookEnsemble(members)
 

@@ -24,8 +24,6 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-
 from benchmarks.beauty_eval import candidates, scored, split_rows
 from benchmarks.common import RESULTS, write_result
 from oxy_dagster.io import save_figure
@@ -86,13 +84,12 @@ def main() -> None:
         members.append(model)
     if len(members) < 2:
         raise SystemExit(f"{members_dir} holds {len(members)} members: run benchmarks/beauty.py --members 3 first")
-    codes = torch.from_numpy(cat.codes)
     rows = split_rows(data, "valid", members[0].pad_item, args.rows, sample=True)
     beams = [int(b) for b in args.beams.split(",")]
     n = len(members)
     fig = {f"joint{n}_beam{b}": measure(GeneratorEnsemble(members), data, trie, rows, b, f"joint{n} beam {b}")
            for b in beams}
-    fig[f"union{n}_beam{beams[0]}"] = measure(CodebookEnsemble([(m, trie, codes) for m in members]), data, trie,
+    fig[f"union{n}_beam{beams[0]}"] = measure(CodebookEnsemble([(m, trie) for m in members]), data, trie,
                                              rows, beams[0], f"union{n}")
     other_dir = Path(args.other_dir) if args.other_dir else models / args.other_version
     if (other_dir / "checkpoints").exists():
@@ -102,10 +99,10 @@ def main() -> None:
         b = beams[0]
         fig["member1"] = measure(members[1], data, trie, rows, b, "member1")
         fig["other"] = measure(other, data, other_trie, rows, b, f"{args.other_version}")
-        fig["union_member0_member1"] = measure(CodebookEnsemble([(members[0], trie, codes), (members[1], trie, codes)]),
+        fig["union_member0_member1"] = measure(CodebookEnsemble([(members[0], trie), (members[1], trie)]),
                                                data, trie, rows, b, "union m0+m1")
         fig["union_member0_other"] = measure(
-            CodebookEnsemble([(members[0], trie, codes), (other, other_trie, torch.from_numpy(other_cat.codes))]),
+            CodebookEnsemble([(members[0], trie), (other, other_trie)]),
             data, trie, rows, b, "union m0+other")
     result = {"split": "valid", "rows": len(rows), "version": args.version, "members": n, "figures": fig,
               "beam_gain": gain(fig[f"joint{n}_beam{beams[-1]}"], fig[f"joint{n}_beam{beams[0]}"]),

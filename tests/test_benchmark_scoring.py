@@ -77,8 +77,6 @@ def test_a_derived_sid_version_spells_its_codebook_overrides():
 def test_members_on_other_codebooks_decode_as_a_codebook_ensemble(tiny):
     import argparse
 
-    import torch
-
     from benchmarks.beauty import ensemble_of, member_versions
     from oxy_dagster.model.ensemble import CodebookEnsemble, GeneratorEnsemble
     from oxy_dagster.model.trie import CodeTrie
@@ -87,9 +85,9 @@ def test_members_on_other_codebooks_decode_as_a_codebook_ensemble(tiny):
     other = codes[::-1].copy()
     a, b = tiny.model(codes), tiny.model(other)
     trie, trie_b = CodeTrie.build(codes, list(tiny.vocab)), CodeTrie.build(other, list(tiny.vocab))
-    same = ensemble_of([(a, trie, torch.from_numpy(codes)), (b, trie, torch.from_numpy(codes.copy()))])
+    same = ensemble_of([(a, trie), (tiny.model(codes.copy()), trie)])
     assert isinstance(same, GeneratorEnsemble)
-    mixed = ensemble_of([(a, trie, torch.from_numpy(codes)), (b, trie_b, torch.from_numpy(other))])
+    mixed = ensemble_of([(a, trie), (b, trie_b)])
     assert isinstance(mixed, CodebookEnsemble)
     args = argparse.Namespace(members=2, member_versions="V4-collaborative0.6,V4-collaborative0.6-seed1")
     assert member_versions("V4-collaborative0.6", args) == ["V4-collaborative0.6", "V4-collaborative0.6-seed1"]

@@ -64,12 +64,11 @@ def test_path_logp_is_the_score_beam_search_gives_an_item(tiny):
     batch = tiny.batch(len(codes), b=5)
     model = tiny.model(codes, q2i_weight=0.0).eval()
     items, scores = beam_search(model, batch, trie, beam=len(codes), topk=len(codes))  # every item, exactly scored
-    table = torch.from_numpy(codes)
-    assert torch.allclose(path_logp(model, batch, items, table), scores, atol=1e-4)
-    assert torch.allclose(path_logp(model, batch, items, table, chunk=7), scores, atol=1e-4)  # chunking changes nothing
+    assert torch.allclose(path_logp(model, batch, items), scores, atol=1e-4)
+    assert torch.allclose(path_logp(model, batch, items, chunk=7), scores, atol=1e-4)  # chunking changes nothing
     some = items[:, :6].clone()
     some[:, 2] = -1
-    got = path_logp(model, batch, some, table)
+    got = path_logp(model, batch, some)
     assert torch.isneginf(got[:, 2]).all() and torch.isfinite(got[:, [0, 1, 3, 4, 5]]).all()
 
 
@@ -89,13 +88,11 @@ def test_a_codebook_ensemble_ranks_by_the_members_mean_path_log_probability(tiny
     batch = tiny.batch(len(codes), b=4)
     a = tiny.model(codes, q2i_weight=0.0).eval()
     b, other = _second_codebook(tiny, codes)
-    ens = CodebookEnsemble([(a, CodeTrie.build(codes, list(tiny.vocab)), torch.from_numpy(codes)),
-                            (b, CodeTrie.build(other, list(tiny.vocab)), torch.from_numpy(other))])
+    ens = CodebookEnsemble([(a, CodeTrie.build(codes, list(tiny.vocab))), (b, CodeTrie.build(other, list(tiny.vocab)))])
     exclude = batch["short_items"][:, -5:]
     items, scores = ens.search(batch, beam=len(codes), topk=12, exclude=exclude)  # beams cover the catalogue
     every = torch.arange(len(codes)).expand(4, -1)
-    want = (path_logp(a, batch, every, torch.from_numpy(codes))
-            + path_logp(b, batch, every, torch.from_numpy(other))) / 2
+    want = (path_logp(a, batch, every) + path_logp(b, batch, every)) / 2
     want = want.masked_fill(torch.zeros_like(want, dtype=torch.bool).scatter(1, exclude, True), float("-inf"))
     top, order = want.topk(12, dim=1)
     assert torch.equal(items, order) and torch.allclose(scores, top, atol=1e-4)
@@ -111,7 +108,7 @@ def test_a_codebook_ensemble_keeps_only_the_union_of_its_beams(tiny):
     a = tiny.model(codes, q2i_weight=0.0).eval()
     b, other = _second_codebook(tiny, codes)
     tries = CodeTrie.build(codes, list(tiny.vocab)), CodeTrie.build(other, list(tiny.vocab))
-    ens = CodebookEnsemble([(a, tries[0], torch.from_numpy(codes)), (b, tries[1], torch.from_numpy(other))])
+    ens = CodebookEnsemble([(a, tries[0]), (b, tries[1])])
     items, scores = ens.search(batch, beam=4, topk=10)
     proposed = torch.cat([beam_search(a, batch, tries[0], beam=4, topk=4)[0],
                           beam_search(b, batch, tries[1], beam=4, topk=4)[0]], 1)
@@ -127,4 +124,4 @@ def test_a_codebook_ensemble_needs_one_catalogue(tiny):
     a = tiny.model(codes)
     trie = CodeTrie.build(codes, list(tiny.vocab))
     with pytest.raises(ValueError, match="member 1 covers 10 items"):
-        CodebookEnsemble([(a, trie, torch.from_numpy(codes)), (a, trie, torch.from_numpy(codes[:10]))])
+        CodebookEnsemble([(a, trie), (tiny.model(codes[:10]), trie)])

@@ -104,27 +104,23 @@ def _prm_pruned(prm, memory, pad, paths, total, vocab: int, k: int) -> tuple[tor
 
 
 @torch.no_grad()
-def path_logp(model: Generator, batch: dict, items: torch.Tensor, codes: torch.Tensor,
-              chunk: int = 8192) -> torch.Tensor:
+def path_logp(model: Generator, batch: dict, items: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """Log-probability of each given item's whole code path under ``model`` (teacher forcing): (rows, C).
 
-    ``items``: (rows, C) item rows, -1 for none (scored -inf); ``codes``: the catalogue's (items, levels) code
-    table. The sum over levels of the heads' log-softmax at the item's codes, i.e. the score ``beam_search``
-    gives the item when its beam keeps it, for any item, in or out of the beam."""
+    ``items``: (rows, C) item rows, -1 for none (scored -inf). The sum over levels of the heads' log-softmax at the
+    item's codes in the model's own codebook, i.e. the score ``beam_search`` gives the item when its beam keeps it,
+    for any item, in or out of the beam."""
     model.eval()
     instr, query = model.instruction(batch)
     memory, mask, _ = model.encode(batch, query)
     prefix = model.prefix(instr)
     rows, width = items.shape
-    levels = codes.shape[1]
     owner = torch.arange(rows).repeat_interleave(width)
-    flat_codes = codes[items.clamp(min=0).flatten()]
+    flat_codes = model.item_codes[items.clamp(min=0).flatten()]
     out = torch.empty(rows * width)
     for s in range(0, rows * width, chunk):  # (rows x C) decoder passes, a chunk at a time
         who, c = owner[s:s + chunk], flat_codes[s:s + chunk]
-        toks = [model.code_token(lvl, c[:, lvl]) for lvl in range(levels - 1)]
-        h, _ = model.decode(torch.cat([prefix[who], torch.stack(toks, 1)], 1), memory[who], mask[who])
-        h = h[:, prefix.shape[1] - 1:]  # position i predicts code level i
+        h, _ = model.code_states(prefix[who], c, memory[who], mask[who])
         out[s:s + chunk] = sum(torch.log_softmax(model.heads[lvl](h[:, lvl]).float(), -1)
-                               .gather(1, c[:, lvl:lvl + 1]).squeeze(1) for lvl in range(levels))
+                               .gather(1, c[:, lvl:lvl + 1]).squeeze(1) for lvl in range(c.shape[1]))
     return out.view(rows, width).masked_fill(items < 0, float("-inf"))

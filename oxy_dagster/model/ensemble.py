@@ -88,19 +88,18 @@ class GeneratorEnsemble(nn.Module):
 class CodebookEnsemble:
     """Generators over different SID codebooks of one catalogue (same items, same row order), decoded as one.
 
-    ``members``: (generator, its trie, its (items, levels) code table) per member. ``search`` returns the
-    top ``topk`` items of the union of the members' beams by the members' mean path log-probability."""
+    ``members``: (generator, the trie of its codebook) per member. ``search`` returns the top ``topk`` items of the
+    union of the members' beams by the members' mean path log-probability."""
 
-    def __init__(self, members: list[tuple[nn.Module, CodeTrie, torch.Tensor]]):
+    def __init__(self, members: list[tuple[nn.Module, CodeTrie]]):
         if not members:
             raise ValueError("an ensemble needs at least one generator")
-        n_items = len(members[0][2])
-        for i, (model, _, codes) in enumerate(members):
-            if len(codes) != n_items or model.pad_item != members[0][0].pad_item:
-                raise ValueError(f"member {i} covers {len(codes)} items (pad {model.pad_item}), member 0 "
-                                 f"{n_items} (pad {members[0][0].pad_item}): not one catalogue")
-        self.members = [(m.eval(), t, torch.as_tensor(c)) for m, t, c in members]
-        self.pad_item = members[0][0].pad_item
+        self.pad_item = members[0][0].pad_item  # the catalogue's size (the padding row follows its items)
+        for i, (model, _) in enumerate(members):
+            if model.pad_item != self.pad_item:
+                raise ValueError(f"member {i} covers {model.pad_item} items, member 0 {self.pad_item}: "
+                                 "not one catalogue")
+        self.members = [(m.eval(), t) for m, t in members]
         self.cfg = replace(members[0][0].cfg, dense_weight=0.0, dense_mix=0.0)
 
     def eval(self) -> CodebookEnsemble:
@@ -110,9 +109,9 @@ class CodebookEnsemble:
     def search(self, batch: dict, beam: int, topk: int, exclude: torch.Tensor | None = None):
         """(item rows, scores), best first, -1 / -inf where fewer than ``topk`` items remain; ``exclude``: item rows
         never to return (padding entries are ignored)."""
-        proposals = [beam_search(m, batch, trie, beam=beam, topk=beam)[0] for m, trie, _ in self.members]
+        proposals = [beam_search(m, batch, trie, beam=beam, topk=beam)[0] for m, trie in self.members]
         union = unique_rows(torch.cat(proposals, 1))
-        score = torch.stack([path_logp(m, batch, union, codes) for m, _, codes in self.members]).mean(0)
+        score = torch.stack([path_logp(m, batch, union) for m, _ in self.members]).mean(0)
         if exclude is not None:
             score = score.masked_fill((union[:, :, None] == exclude[:, None, :]).any(-1), float("-inf"))
         score, order = score.topk(min(topk, score.shape[1]), dim=1)

@@ -171,12 +171,17 @@ class Generator(nn.Module):
         target's codes, the instruction query and the MoE balance terms."""
         instr, query = self.instruction(batch)
         memory, mask, aux_e = self.encode(batch, query)
-        prefix = self.prefix(instr)
         codes = self.item_codes[batch["target"]]
-        levels = len(self.cfg.code_vocab)
+        h, aux_d = self.code_states(self.prefix(instr), codes, memory, mask)
+        return h, codes, query, aux_e + aux_d
+
+    def code_states(self, prefix: torch.Tensor, codes: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor):
+        """Teacher-forced decoder states of code paths ``codes`` (B, levels) after ``prefix``: (B, levels, d), position
+        i predicting code level i, and the MoE balance term."""
+        levels = codes.shape[1]
         code_toks = torch.stack([self.code_token(i, codes[:, i]) for i in range(levels - 1)], 1)
-        h, aux_d = self.decode(torch.cat([prefix, code_toks], 1), memory, mask)
-        return h[:, prefix.shape[1] - 1:], codes, query, aux_e + aux_d  # position i predicts code level i
+        h, aux = self.decode(torch.cat([prefix, code_toks], 1), memory, mask)
+        return h[:, prefix.shape[1] - 1:], aux
 
     def forward(self, batch: dict) -> dict:
         h, codes, query, balance = self.teacher_forced(batch)
