@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 import torch
 
 from benchmarks.beauty_data import prepare_data
-from benchmarks.beauty_eval import curve_point, minutes_to, test_figures
+from benchmarks.beauty_eval import curve_point, minutes_to, split_figures
 from benchmarks.common import RESULTS, PeakRSS, write_result
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.checkpoint import latest_checkpoint
@@ -153,17 +153,20 @@ def valid_score(point: dict) -> float:
 
 def select_peer(peer: dict) -> dict:
     """The peer read at its epoch with the best validation figures (its curve scores every user), as OxyRec is;
-    its last epoch's figures move under ``final`` (the cut-offs the curve does not score, e.g. @5, stay there only).
-    A peer already selected (one ``--peer-from`` carries from a later run) is returned as it is, so its ``final``
-    stays the last epoch's."""
-    if not peer.get("curve") or "selected_epoch" in peer:
+    its last epoch's figures move under ``final`` (the cut-offs the curve does not score, e.g. @5, stay there only)
+    and the selected epoch's validation figures are kept under ``valid``. A peer already selected (one
+    ``--peer-from`` carries from a later run) keeps its ``final``, and gains ``valid`` from its curve."""
+    if not peer.get("curve"):
         return peer
+    if "selected_epoch" in peer:
+        point = next(p for p in peer["curve"] if p["epoch"] == peer["selected_epoch"])
+        return {**peer, "valid": point["valid"]}
     best = max(peer["curve"], key=valid_score)
     metric = lambda k: k.startswith(("recall@", "ndcg@"))  # noqa: E731
     final = {k: v for k, v in peer.items() if metric(k) or k == "plain"}
     rest = {k: v for k, v in peer.items() if not (metric(k) or k == "plain")}
-    return {**rest, **best["test"], "selected_epoch": best["epoch"], "selected_minute": best["minute"],
-            "final": final}
+    return {**rest, **best["test"], "valid": best["valid"], "selected_epoch": best["epoch"],
+            "selected_minute": best["minute"], "final": final}
 
 
 def reuse(paths: DataPaths, version: str, out: Path, earlier: dict) -> dict:
@@ -180,22 +183,26 @@ def reuse(paths: DataPaths, version: str, out: Path, earlier: dict) -> dict:
 
 def evaluate_both(run: dict, args) -> dict:
     """Test metrics with the history filter and without it (``plain``), of the checkpoint selected on validation
-    (the curve's best point) when there is a curve, the last one otherwise; the last one's stay under ``final``."""
+    (the curve's best point) when there is a curve, the last one otherwise; the last one's stay under ``final``.
+    ``valid``: the selected model's figures on every validation user (the curve scores a sample of them), the
+    figures to hold beside the peer's at its selected epoch."""
     model, cat, data, trie = run.pop("bundle")
     best = run.pop("best", None)
     t0 = time.perf_counter()
+    figures = lambda split: split_figures(model, data, trie, cat.codes, args.beam, args.eval_rows, split)  # noqa: E731
 
-    final = test_figures(model, data, trie, cat.codes, args.beam, args.eval_rows)
+    final = figures("test")
     selected = {"selected_minute": run["curve"][-1]["minute"]} if run.get("curve") else {}
     if best is not None and best["minute"] < run["curve"][-1]["minute"]:
         if "model" in best:  # an ensemble of the first members
             model = best["model"]
         else:
             model.load_state_dict(best["state"])
-        selected = {**test_figures(model, data, trie, cat.codes, args.beam, args.eval_rows),
-                    "selected_minute": best["minute"], "final": final}
-    return {**final, **selected, **run, "exclude_history": True,
-            "history_repeat_rate": round(history_repeat_rate(data), 5),
+        selected = {**figures("test"), "selected_minute": best["minute"], "final": final}
+    valid = figures("valid")
+    valid = {**{k: valid[k] for k in (*KEYS, "evaluated")}, "plain": {k: valid["plain"][k] for k in KEYS}}
+    return {**final, **selected, **run, "valid": valid,
+            "exclude_history": True, "history_repeat_rate": round(history_repeat_rate(data), 5),
             "eval_wall_s": round(time.perf_counter() - t0, 1), "beam": args.beam, "size": args.size}
 
 
@@ -222,17 +229,22 @@ def plot(results: dict, peer: dict | None, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_curve(oxyrec: list[dict], peer: list[dict], path: Path) -> Path:
-    """Validation Recall@10 (history filter on) against minutes of training, both models."""
+def plot_curve(oxyrec: dict, peer: list[dict], rows: int, path: Path) -> Path:
+    """Validation Recall@10 (history filter on) against minutes of training, both models: OxyRec's curve on
+    ``rows`` sampled users per point (0: all), its selected model on every user, the peer's on every user."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for name, curve in (("OxyRec", oxyrec), ("SASRec (RecBole)", peer)):
+    sample = f"{rows} sampled users" if rows else "every user"
+    for name, curve in ((f"OxyRec ({sample})", oxyrec["curve"]), ("SASRec (RecBole, every user)", peer)):
         if curve:
             ax.plot([p["minute"] for p in curve], [p["valid"]["recall@10"] for p in curve], marker="o", label=name)
+    if "valid" in oxyrec and "selected_minute" in oxyrec:
+        ax.plot([oxyrec["selected_minute"]], [oxyrec["valid"]["recall@10"]], marker="*", markersize=12,
+                linestyle="", label="OxyRec selected model (every user)")
     ax.set(xlabel="minutes of training (2 cores)", ylabel="validation Recall@10",
            title="Amazon Beauty: recall against training time")
     ax.legend()
@@ -319,7 +331,7 @@ def main() -> None:
             print("peer", peer, flush=True)
         peer = select_peer(peer) if peer else None
     main_v = results[versions[0]]
-    figures = {**{k: main_v[k] for k in (*KEYS, "train_wall_s", "params", "seed", "sid_version")},
+    figures = {**{k: main_v[k] for k in (*KEYS, "train_wall_s", "params", "seed", "sid_version", "valid")},
                "budget_s": earlier["budget_s"] if earlier else args.budget_min * 60,
                **({"trained_at_commit": earlier["commit"]} if earlier else {}),
                "by_sid_version": results, "tiger": TIGER, "peak_rss_mb": rss.peak_mb,
@@ -340,6 +352,11 @@ def main() -> None:
         figures["ratio_to_peer"] = {k: round(main_v[k] / max(peer[k], 1e-9), 3) for k in KEYS if k in peer}
         figures["ratio_to_peer_plain"] = {k: round(main_v["plain"][k] / max(peer["plain"][k], 1e-9), 3)
                                           for k in KEYS if k in peer["plain"]}
+        if "valid" in peer:  # every validation user, both models' selected checkpoints
+            figures["ratio_to_peer_valid"] = {
+                **{k: round(main_v["valid"][k] / max(peer["valid"][k], 1e-9), 3) for k in KEYS if k in peer["valid"]},
+                "plain": {k: round(main_v["valid"]["plain"][k] / max(peer["valid"]["plain"][k], 1e-9), 3)
+                          for k in KEYS if k in peer["valid"]["plain"]}}
     pngs = [plot(results, peer, RESULTS / f"{args.name}.png")]
     if main_v.get("curve"):
         peer_curve = (peer or {}).get("curve", [])
@@ -348,7 +365,7 @@ def main() -> None:
                                        "peer": minutes_to(peer_curve, TIGER) if peer_curve else None,
                                        "peer_plain": minutes_to(peer_curve, TIGER, plain=True) if peer_curve else None,
                                        "curve_rows": args.curve_rows, "split": "test"}
-        pngs.append(plot_curve(main_v["curve"], peer_curve, RESULTS / f"{args.name}_curve.png"))
+        pngs.append(plot_curve(main_v, peer_curve, args.curve_rows, RESULTS / f"{args.name}_curve.png"))
     if Path(args.levers_from).exists():
         table = json.loads(Path(args.levers_from).read_text())
         figures["levers"] = {"from": Path(args.levers_from).name, "commit": table["commit"], "split": table["split"],

@@ -4,7 +4,8 @@
 history filter can drop items without emptying the list: the same list ``beam_search(exclude=...)``
 filters) with their generation log-probability and, for a model with a dense head, their dense log-probability;
 ``scored`` ranks them under a ``dense_mix`` with or without the history filter.
-``curve_point`` and ``minutes_to`` turn checkpoints into the recall-vs-time curve.
+``split_figures`` reads a whole split (or its first ``limit`` users) that way; ``curve_point`` and ``minutes_to``
+turn checkpoints into the recall-vs-time curve, scored on a seeded sample of users per split.
 """
 
 from __future__ import annotations
@@ -61,11 +62,11 @@ def scored(c: dict, target: np.ndarray, mix, exclude_history: bool, keys=KEYS) -
     return {k: round(float(v.mean()), 5) for k, v in ranking_metrics(pred, target).items() if k in keys}
 
 
-def test_figures(model, data, trie, codes: np.ndarray, beam: int, limit: int = 0) -> dict:
-    """Every test user's figures at 5 / 10 / 20 with the history filter and without it (``plain``), both read
+def split_figures(model, data, trie, codes: np.ndarray, beam: int, limit: int = 0, split: str = "test") -> dict:
+    """Every ``split`` user's figures at 5 / 10 / 20 with the history filter and without it (``plain``), both read
     from one beam search per user (the filtered list is the unfiltered candidates' best non-history items)."""
-    rows = split_rows(data, "test", len(codes), limit)
-    c = candidates(model, data, trie, rows, beam, desc="test")
+    rows = split_rows(data, split, len(codes), limit)
+    c = candidates(model, data, trie, rows, beam, desc=split)
     target = data.tensors["target"].numpy()[rows]
     out = {}
     for exclude in (True, False):

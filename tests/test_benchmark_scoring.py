@@ -7,20 +7,20 @@ import json
 
 import pytest
 
-from benchmarks.beauty_eval import test_figures as figures_of_one_beam
+from benchmarks.beauty_eval import split_figures as figures_of_one_beam
 from oxy_dagster.model.data import SampleTensors
 from oxy_dagster.model.evaluate import evaluate
 
 
-@pytest.mark.parametrize("beam", [8, 32])
-def test_one_beam_gives_the_figures_of_the_filtered_and_the_plain_evaluation(trained_tiny, beam):
+@pytest.mark.parametrize("beam,split", [(8, "test"), (32, "test"), (32, "valid")])
+def test_one_beam_gives_the_figures_of_the_filtered_and_the_plain_evaluation(trained_tiny, beam, split):
     model, codes, data, trie = trained_tiny
-    meta = data.meta.assign(split="test")
+    meta = data.meta.assign(split=split)
     test = SampleTensors(data.tensors, meta, 0, [])
-    got = figures_of_one_beam(model, test, trie, codes, beam)
+    got = figures_of_one_beam(model, test, trie, codes, beam, split=split)
     assert got["evaluated"] == len(data)
     for exclude, figures in ((True, got), (False, got["plain"])):
-        want = evaluate(model, test, trie, codes, split="test", beam=beam, exclude_history=exclude, progress=False)
+        want = evaluate(model, test, trie, codes, split=split, beam=beam, exclude_history=exclude, progress=False)
         for k in ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20", "hier_recall@20_l1",
                   "hier_recall@20_l2", "hier_recall@20_l3"):
             assert figures[k] == pytest.approx(want[k], abs=1e-5), (exclude, k)
@@ -94,3 +94,20 @@ def test_members_on_other_codebooks_decode_as_a_codebook_ensemble(tiny):
     assert member_versions("V4", argparse.Namespace(members=3, member_versions=None)) == ["V4"] * 3
     with pytest.raises(SystemExit, match="needs --members"):
         member_versions("V4-collaborative0.6", argparse.Namespace(members=3, member_versions=args.member_versions))
+
+
+def test_the_peer_is_read_at_its_best_validation_epoch_with_that_epochs_validation_figures():
+    """OxyRec's selected model is scored on every validation user; the peer's figures beside it are those of the
+    epoch its validation selects, whether the peer is selected here or carried already selected."""
+    from benchmarks.beauty import select_peer
+
+    point = lambda e, v, t: {"epoch": e, "minute": 3.0 * e,  # noqa: E731
+                             "valid": {"recall@10": v, "ndcg@10": v / 2, "plain": {"recall@10": v}},
+                             "test": {"recall@10": t, "ndcg@10": t / 2, "plain": {"recall@10": t}}}
+    peer = {"curve": [point(1, 0.05, 0.04), point(2, 0.09, 0.07), point(3, 0.08, 0.075)], "recall@10": 0.075,
+            "ndcg@10": 0.0375, "plain": {"recall@10": 0.075}, "model": "SASRec"}
+    got = select_peer(peer)
+    assert got["selected_epoch"] == 2 and got["recall@10"] == 0.07  # test read at the best validation epoch
+    assert got["valid"]["recall@10"] == 0.09 and got["final"]["recall@10"] == 0.075
+    carried = select_peer({k: v for k, v in got.items() if k != "valid"})
+    assert carried["valid"] == got["valid"] and carried["recall@10"] == 0.07
