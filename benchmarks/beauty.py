@@ -170,15 +170,17 @@ def select_peer(peer: dict) -> dict:
 
 
 def reuse(paths: DataPaths, version: str, out: Path, earlier: dict) -> dict:
-    """The model an earlier run of this benchmark trained (its last checkpoint), with that run's training figures."""
+    """The model an earlier run of this benchmark trained (its last checkpoint), with that run's training figures
+    and curve (so the peer trained here gets the seconds that run measured)."""
     before = earlier["by_sid_version"][version]
     info = json.loads((out / "info.json").read_text())
     if info["steps"] != before["steps_done"] or info["params"] != before["params"]:
         raise ValueError(f"{out} holds {info['steps']} steps / {info['params']} params, not the run in the "
                          f"results file ({before['steps_done']} / {before['params']})")
-    keep = ("train_wall_s", "steps_done", "epochs", "final_loss", "params", "seed", "sid_version")
+    keep = ("train_wall_s", "trained_s", "steps_done", "epochs", "final_loss", "params", "seed", "sid_version",
+            "curve")  # the curve's points are that run's checkpoints; the last one is the model re-scored here
     return {"bundle": load_pretrained(paths, version, out_dir=out),
-            **{k: before[k] for k in keep}, "trained_at_commit": earlier["commit"]}
+            **{k: before[k] for k in keep if k in before}, "trained_at_commit": earlier["commit"]}
 
 
 def evaluate_both(run: dict, args) -> dict:
