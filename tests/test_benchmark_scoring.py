@@ -111,3 +111,24 @@ def test_the_peer_is_read_at_its_best_validation_epoch_with_that_epochs_validati
     assert got["valid"]["recall@10"] == 0.09 and got["final"]["recall@10"] == 0.075
     carried = select_peer({k: v for k, v in got.items() if k != "valid"})
     assert carried["valid"] == got["valid"] and carried["recall@10"] == 0.07
+
+
+def test_the_transfer_benchmark_drops_the_most_recent_item_and_samples_each_target_kind():
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from benchmarks.beauty_transfer import target_rows, without_last
+
+    pad = 9
+    short = torch.tensor([[pad, 1, 2, 3], [pad, pad, pad, 4]])  # right-aligned: 3 and 4 are the most recent
+    beh = torch.tensor([[0, 1, 2, 3], [0, 0, 0, 1]])
+    s, b = without_last(short, beh, pad)
+    assert s.tolist() == [[pad, pad, 1, 2], [pad, pad, pad, pad]] and b.tolist() == [[0, 0, 1, 2], [0, 0, 0, 0]]
+    assert short[0, 3] == 3  # the input is left as it was
+    meta = pd.DataFrame({"user_id": ["a", "a", "a", "a", "b", "b", "b"],
+                         "split": ["train", "train", "valid", "test", "train", "valid", "test"]})
+    target = np.array([1, 2, 3, 4, 5, pad, 6])  # b's validation target is not in the catalogue
+    rows = target_rows(meta, target, pad, n=0)
+    assert rows["train_last"].tolist() == [1, 4] and rows["valid"].tolist() == [2] and rows["test"].tolist() == [3, 6]
+    assert len(target_rows(meta, target, pad, n=1)["test"]) == 1
