@@ -8,7 +8,8 @@ SASRec gets the training seconds OxyRec measured as its budget
 on the same split (``benchmarks/sasrec_peer.py``). Both are scored twice: with
 the items already in each user's history excluded from the list (the headline: Beauty
 never repeats an item, ``history_repeat_rate``, so the filter cannot cost a hit) and
-without (``plain``). Writes benchmarks/results/beauty.json (+ a bar chart) and logs
+without (``plain``); the selected model is also scored on every validation user (``valid``, beside the
+peer's selected epoch: ``ratio_to_peer_valid``). Writes benchmarks/results/beauty.json (+ a bar chart) and logs
 both to MLflow. ``--reuse-trained`` re-scores the models an earlier run trained. ``--members N`` spends the
 budget on N generators trained one after another (budget / N each, seeds seed..seed + N - 1) and decodes them
 as one (``GeneratorEnsemble``: the members' mean log-probability per code level, trie-constrained as ever).
