@@ -85,7 +85,7 @@ def test_a_crash_between_batches_loses_and_duplicates_nothing(kind, tmp_path, lo
     source.append(_events())
     cache = str(tmp_path / "llm.sqlite")
     crashed = _run(events, store_url, local_llm.base_url, cache, crash=True)
-    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    assert crashed.returncode == 137, crashed.stderr[-3000:] + crashed.stdout[-2000:]
     store = make_store(store_url)
     first_window_end = source.read_from(source.start)[2][0]  # the cursor after the first window's three events
     assert store.get_cursor("nearline") == first_window_end  # batch 1 committed with its cursor, batch 2 not
