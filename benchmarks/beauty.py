@@ -30,7 +30,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 
-from benchmarks.beauty_data import prepare_data
+from benchmarks.beauty_data import add_workdir_argument, beauty_paths, check_catalogue_order, prepare_data
 from benchmarks.beauty_eval import curve_point, minutes_to, split_figures
 from benchmarks.common import RESULTS, PeakRSS, write_result
 from oxy_dagster.io import save_figure
@@ -105,8 +105,8 @@ def train_members(paths: DataPaths, version: str, out: Path, args) -> dict:
         model, cat_i, data_i, trie_i = run.pop("bundle")
         if i == 0:
             cat, data, trie = cat_i, data_i, trie_i
-        elif not (cat_i.item_ids == cat.item_ids).all():
-            raise ValueError(f"member {i}'s SID version {v} orders the catalogue differently from {versions[0]}")
+        else:
+            check_catalogue_order(cat, cat_i, f"member {i}'s SID version {v}", versions[0])
         members.append((model, trie_i))
         runs.append({k: run[k] for k in ("seed", "trained_s", "train_wall_s", "steps_done", "epochs", "final_loss")}
                     | {"sid_version": v})
@@ -258,7 +258,7 @@ def plot_curve(oxyrec: dict, peer: list[dict], rows: int, path: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dataset-path", default=None)
-    ap.add_argument("--workdir", default=None, help="data + SID artifacts (default: $OXY_HOME/bench/beauty)")
+    add_workdir_argument(ap)
     ap.add_argument("--budget-min", type=float, default=20.0)
     ap.add_argument("--versions", default="V4,V1")
     ap.add_argument("--size", default="small")
@@ -301,7 +301,7 @@ def main() -> None:
                     help="with one --versions entry: a results JSON whose sid_version_effect to carry over")
     args = ap.parse_args()
     versions = args.versions.split(",")
-    paths = DataPaths(Path(args.workdir) if args.workdir else oxy_home() / "bench" / "beauty")
+    paths = beauty_paths(args.workdir)
     prepare_data(paths, args.dataset_path, versions + (args.member_versions.split(",") if args.member_versions else []))
     results = {}
     with PeakRSS() as rss:

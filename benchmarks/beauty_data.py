@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 
 from oxy_dagster.data.pipeline import run_all
 from oxy_dagster.data.sources import DatasetConfig
 from oxy_dagster.paths import DataPaths
+from oxy_dagster.paths import work_dir as oxy_home
 from oxy_dagster.sid.build import build_codebook, build_item_embeddings, build_text_embeddings
 from oxy_dagster.spark import get_spark, stop_spark
+
+
+def add_workdir_argument(ap) -> None:
+    """The Beauty benchmarks' ``--workdir``: where the data and SID artifacts live (``beauty_paths``)."""
+    ap.add_argument("--workdir", default=None, help="data + SID artifacts (default: $OXY_HOME/bench/beauty)")
+
+
+def beauty_paths(workdir: str | None = None) -> DataPaths:
+    """The Beauty benchmarks' data and SID artifacts: ``workdir``, else ``$OXY_HOME/bench/beauty``."""
+    return DataPaths(Path(workdir) if workdir else oxy_home() / "bench" / "beauty")
 
 
 def prepare_data(paths: DataPaths, dataset_path: str | None, versions: list[str]) -> None:
@@ -62,3 +74,10 @@ def codebook_overrides(name: str) -> tuple[str, dict]:
                              f"{sorted(CODEBOOK_KEYS)}")
         overrides[m.group(1)] = CODEBOOK_KEYS[m.group(1)](m.group(2))
     return base, overrides
+
+
+def check_catalogue_order(cat, other, version: str, base: str) -> None:
+    """Members decoded together must number the catalogue alike: ``version``'s catalogue ``other`` against ``base``'s
+    ``cat`` (same item ids in the same rows), else a clear error."""
+    if len(other.item_ids) != len(cat.item_ids) or not (other.item_ids == cat.item_ids).all():
+        raise ValueError(f"{version} orders the catalogue differently from {base}")

@@ -24,12 +24,12 @@ import argparse
 import time
 from pathlib import Path
 
+from benchmarks.beauty_data import add_workdir_argument, beauty_paths, check_catalogue_order
 from benchmarks.beauty_eval import candidates, scored, split_rows
 from benchmarks.common import RESULTS, write_result
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.ensemble import CodebookEnsemble, GeneratorEnsemble
 from oxy_dagster.model.pipeline import load_pretrained
-from oxy_dagster.paths import DataPaths
 from oxy_dagster.paths import work_dir as oxy_home
 
 
@@ -73,9 +73,9 @@ def main() -> None:
     ap.add_argument("--members-dir", default=None, help="default: $OXY_HOME/bench/beauty-models/<version>")
     ap.add_argument("--other-version", default="V4-collaborative0.6-seed1")
     ap.add_argument("--other-dir", default=None, help="default: $OXY_HOME/bench/beauty-models/<other-version>")
-    ap.add_argument("--workdir", default=None, help="data + SID artifacts (default: $OXY_HOME/bench/beauty)")
+    add_workdir_argument(ap)
     args = ap.parse_args()
-    paths = DataPaths(Path(args.workdir) if args.workdir else oxy_home() / "bench" / "beauty")
+    paths = beauty_paths(args.workdir)
     models = oxy_home() / "bench" / "beauty-models"
     members_dir = Path(args.members_dir) if args.members_dir else models / args.version
     members = []
@@ -94,8 +94,7 @@ def main() -> None:
     other_dir = Path(args.other_dir) if args.other_dir else models / args.other_version
     if (other_dir / "checkpoints").exists():
         other, other_cat, _, other_trie = load_pretrained(paths, args.other_version, out_dir=other_dir)
-        if not (other_cat.item_ids == cat.item_ids).all():
-            raise ValueError(f"{args.other_version} orders the catalogue differently from {args.version}")
+        check_catalogue_order(cat, other_cat, args.other_version, args.version)
         b = beams[0]
         fig["member1"] = measure(members[1], data, trie, rows, b, "member1")
         fig["other"] = measure(other, data, other_trie, rows, b, f"{args.other_version}")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.beauty_data import derived_codebook, prepare_data
+from benchmarks.beauty_data import beauty_paths, derived_codebook, prepare_data
 from benchmarks.beauty_eval import KEYS, candidates, scored, split_rows
 from benchmarks.common import write_result
 from oxy_dagster.io import write_json
@@ -218,7 +218,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.restore_from:
         print("restored", restore_cache(json.loads(Path(args.restore_from).read_text()), args), flush=True)
-    paths = DataPaths(oxy_home() / "bench" / "beauty")
+    paths = beauty_paths()
     prepare_data(paths, args.dataset_path, [args.version])
     seeds = [int(s) for s in args.seeds.split(",")]
     levers = {name: summarise(name, [run_lever(paths, name, s, args)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.beauty_data import add_workdir_argument, beauty_paths
 from benchmarks.beauty_eval import KEYS, candidates, ranked, scored, split_rows
 from benchmarks.common import RESULTS, write_result
 from oxy_dagster.io import save_figure
@@ -108,7 +109,7 @@ def plot(result: dict, path: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--workdir", default=None, help="data + SID artifacts (default: $OXY_HOME/bench/beauty)")
+    add_workdir_argument(ap)
     ap.add_argument("--version", default="V4")
     ap.add_argument("--model-dirs", required=True, help="comma-separated model directories (several: an ensemble)")
     ap.add_argument("--rows", type=int, default=3000, help="seeded random users per split (0: all)")
@@ -117,7 +118,7 @@ def main() -> None:
     ap.add_argument("--peer-minutes", type=float, default=0.0, help="> 0: SASRec trained this long, read by bucket")
     ap.add_argument("--alphas", default="-0.1,0.05,0.1,0.2,0.3,0.5", help="popularity-correction weights to re-rank by")
     args = ap.parse_args()
-    paths = DataPaths(Path(args.workdir) if args.workdir else oxy_home() / "bench" / "beauty")
+    paths = beauty_paths(args.workdir)
     loaded = [load_pretrained(paths, args.version, out_dir=Path(d)) for d in args.model_dirs.split(",")]
     _, cat, data, trie = loaded[0]
     model = GeneratorEnsemble([m for m, *_ in loaded]) if len(loaded) > 1 else loaded[0][0]

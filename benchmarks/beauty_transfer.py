@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.beauty_data import add_workdir_argument, beauty_paths
 from benchmarks.beauty_eval import candidates, scored
 from benchmarks.common import RESULTS, write_result
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.evaluate import history_items
 from oxy_dagster.model.pipeline import load_pretrained
-from oxy_dagster.paths import DataPaths
-from oxy_dagster.paths import work_dir as oxy_home
 
 TARGETS = ("train_last", "valid", "test")
 
@@ -79,14 +78,14 @@ def plot(result: dict, path: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--workdir", default=None, help="data + SID artifacts (default: $OXY_HOME/bench/beauty)")
+    add_workdir_argument(ap)
     ap.add_argument("--version", default="V4-collaborative0.6")
     ap.add_argument("--model-dir", required=True)
     ap.add_argument("--rows", type=int, default=3000, help="seeded random users per target (0: all)")
     ap.add_argument("--beam", type=int, default=50)
     ap.add_argument("--name", default="beauty_transfer")
     args = ap.parse_args()
-    paths = DataPaths(Path(args.workdir) if args.workdir else oxy_home() / "bench" / "beauty")
+    paths = beauty_paths(args.workdir)
     model, cat, data, trie = load_pretrained(paths, args.version, out_dir=Path(args.model_dir))
     rows = target_rows(data.meta, data.tensors["target"].numpy(), cat.pad, args.rows)
     result = {"version": args.version, "rows": args.rows, "beam": args.beam}

@@ -132,3 +132,17 @@ def test_the_transfer_benchmark_drops_the_most_recent_item_and_samples_each_targ
     rows = target_rows(meta, target, pad, n=0)
     assert rows["train_last"].tolist() == [1, 4] and rows["valid"].tolist() == [2] and rows["test"].tolist() == [3, 6]
     assert len(target_rows(meta, target, pad, n=1)["test"]) == 1
+
+
+def test_members_must_number_the_catalogue_alike():
+    import types
+
+    import numpy as np
+
+    from benchmarks.beauty_data import check_catalogue_order
+
+    cat = types.SimpleNamespace(item_ids=np.array(["a", "b", "c"]))
+    check_catalogue_order(cat, types.SimpleNamespace(item_ids=np.array(["a", "b", "c"])), "V4-seed1", "V4")
+    for other in (["a", "c", "b"], ["a", "b"]):
+        with pytest.raises(ValueError, match="V4-seed1 orders the catalogue differently from V4"):
+            check_catalogue_order(cat, types.SimpleNamespace(item_ids=np.array(other)), "V4-seed1", "V4")
