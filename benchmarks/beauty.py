@@ -62,7 +62,7 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60, batch_size=args.batch_size, lr=args.lr, warmup=200,
                       seed=args.seed, log_every=50, ckpt_every=10**6, engine="torch",
-                      group_by_length=args.group_by_length)
+                      group_by_length=args.group_by_length, autocast=args.autocast)
     segment = args.curve_every_min * 60
     print(f"{version}: training for {args.budget_min} min of wall clock", flush=True)
     curve, wall, best = [], 0.0, None
@@ -85,7 +85,7 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
             "final_loss": info["final_loss"], "params": info["params"], "seed": args.seed, "sid_version": version,
             "recipe": {k: info["model"][k] for k in ("dense_weight", "dense_mix", "dropout", "emb_dropout",
                                                      "label_smoothing", "item_id_emb", "d_model")}
-            | {"group_by_length": cfg.group_by_length}}
+            | {"group_by_length": cfg.group_by_length, "autocast": cfg.autocast}}
 
 
 def train_members(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -266,6 +266,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--group-by-length", type=int, default=TrainConfig.group_by_length,
                     help="TrainConfig.group_by_length (0: the uniform random batches of the runs before #15)")
+    ap.add_argument("--autocast", default=TrainConfig.autocast, choices=("off", "bf16"),
+                    help="bf16: the generator's forward under CPU autocast (AMX / AVX512-BF16 machines)")
     ap.add_argument("--dropout", type=float, default=GeneratorConfig.dropout)
     ap.add_argument("--emb-dropout", type=float, default=GeneratorConfig.emb_dropout)
     ap.add_argument("--label-smoothing", type=float, default=GeneratorConfig.label_smoothing)

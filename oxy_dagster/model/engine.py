@@ -37,7 +37,8 @@ class Engine(Protocol):
 
 
 class TorchEngine:
-    """One process, fp32, the optimizer state saved per parameter."""
+    """One process, fp32 weights (the forward optionally under bf16 autocast), the optimizer state saved per
+    parameter."""
 
     rank, world = 0, 1
 
@@ -47,9 +48,12 @@ class TorchEngine:
         self.model = model
         self.opt, self.sched = make_optimizer(model, cfg)
         self.grad_clip = cfg.grad_clip
+        self.bf16 = cfg.autocast == "bf16"
+        self.device_type = next(model.parameters()).device.type
 
     def forward(self, batch: dict) -> dict:
-        return self.model(batch)
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.model(batch)
 
     def step(self, loss: torch.Tensor) -> None:
         self.opt.zero_grad(set_to_none=True)
@@ -79,6 +83,10 @@ ENGINES: dict[str, Callable[[torch.nn.Module, TrainConfig], Engine]] = {
 def make_engine(model: torch.nn.Module, cfg: TrainConfig) -> Engine:
     if cfg.moe not in ("native", "deepspeed"):
         raise ValueError(f"TrainConfig.moe must be 'native' or 'deepspeed', not {cfg.moe!r}")
+    if cfg.autocast not in ("off", "bf16"):
+        raise ValueError(f"TrainConfig.autocast must be 'off' or 'bf16', not {cfg.autocast!r}")
+    if cfg.autocast != "off" and cfg.engine != "torch":
+        raise ValueError("TrainConfig.autocast='bf16' needs engine='torch' (DeepSpeed's own bf16 runs on GPU)")
     if cfg.engine not in ENGINES:
         raise ValueError(f"TrainConfig.engine must be one of {sorted(ENGINES)}, not {cfg.engine!r}")
     return ENGINES[cfg.engine](model, cfg)

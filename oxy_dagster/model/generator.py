@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import GeneratorConfig
+from .dropout import dropout
 from .layers import DecoderLayer, EncoderLayer
 
 N_BEHAVIORS = 4  # pad, click, cart, purchase
@@ -135,7 +136,7 @@ class Generator(nn.Module):
         pos = torch.arange(first, first + short.shape[1], device=short.device)  # a column keeps its position
         s_tok = self.item_embedding(short) + self.behavior_emb(beh) + self.pos_emb(pos) + self.segment_emb.weight[1]
         l_tok = self.item_embedding(long_rows).detach() + self.segment_emb.weight[2]
-        x = F.dropout(torch.cat([prof.unsqueeze(1), s_tok, l_tok], 1), self.cfg.emb_dropout, self.training)
+        x = dropout(torch.cat([prof.unsqueeze(1), s_tok, l_tok], 1), self.cfg.emb_dropout, self.training)
         mask = torch.cat([torch.zeros_like(short[:, :1], dtype=torch.bool), short == self.pad_item,
                           long_rows == self.pad_item], 1)
         aux = x.new_zeros(())

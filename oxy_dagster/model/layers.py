@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from .dropout import Dropout, attention
 
 
 class Attention(nn.Module):
@@ -38,15 +39,14 @@ class Attention(nn.Module):
             tq, tk = x.shape[1], k.shape[2]
             c = torch.ones(tq, tk, dtype=torch.bool, device=x.device).tril(tk - tq)
             attn_mask = c if attn_mask is None else attn_mask & c
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = attention(q, k, v, attn_mask=attn_mask, dropout_p=self.dropout, training=self.training)
         return self.o(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
 
 class FFN(nn.Module):
     def __init__(self, d: int, d_ff: int, dropout: float):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d))
+        self.net = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), Dropout(dropout), nn.Linear(d_ff, d))
 
     def forward(self, x):
         return self.net(x), x.new_zeros(())
@@ -90,7 +90,7 @@ class EncoderLayer(nn.Module):
         self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
         self.ffn = make_ffn(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x, mask):
         x = x + self.drop(self.attn(self.ln1(x), mask=mask))
@@ -105,7 +105,7 @@ class DecoderLayer(nn.Module):
         self.self_attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
         self.cross_attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
         self.ffn = make_ffn(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x, memory, mem_mask, cache=None):
         sc = None if cache is None else cache.setdefault("self", {})
