@@ -26,7 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 _GOLDEN, _M1, _M2 = -1640531535, -2048144789, -1028477387  # 0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35 as int32
-_state = {"backend": "hash", "counter": torch.empty(0, dtype=torch.int32)}
+_CHUNK = 1 << 18  # elements per pass of the hash (two 1 MB int32 buffers, within L2)
+_state = {"backend": "hash"}
 
 
 @contextlib.contextmanager
@@ -41,26 +42,45 @@ def dropout_backend(name: str):
         _state["backend"] = before
 
 
-def _counter(n: int) -> torch.Tensor:
-    if _state["counter"].numel() < n:
-        _state["counter"] = torch.arange(max(n, 2 * _state["counter"].numel()), dtype=torch.int32)
-    return _state["counter"][:n]
-
-
-def _shift_xor_(h: torch.Tensor, bits: int) -> torch.Tensor:
-    """``h ^= h >>> bits`` (a logical shift: the arithmetic one's sign bits are masked off)."""
-    return h.bitwise_xor_(h.bitwise_right_shift(bits).bitwise_and_((1 << (32 - bits)) - 1))
+def _shift_xor_(h: torch.Tensor, tmp: torch.Tensor, bits: int) -> torch.Tensor:
+    """``h ^= h >>> bits`` (a logical shift: the arithmetic one's sign bits are masked off), through ``tmp``."""
+    torch.bitwise_right_shift(h, bits, out=tmp)
+    return h.bitwise_xor_(tmp.bitwise_and_((1 << (32 - bits)) - 1))
 
 
 def keep_mask(shape: torch.Size | tuple, p: float, keys: tuple[int, int]) -> torch.Tensor:
-    """Bool mask of ``shape``, each element kept with probability ``1 - p``, a pure function of (position, keys)."""
+    """Bool mask of ``shape``, each element kept with probability ``1 - p``, a pure function of (position, keys).
+
+    Computed in cache-sized chunks through two reused int32 buffers: whole-tensor passes over a 10 M-element
+    activation would stream every intermediate through memory and page-fault on each fresh allocation."""
     n = math.prod(shape)
-    h = _counter(n).bitwise_xor(keys[0]).mul_(_GOLDEN).add_(keys[1])  # int32 arithmetic wraps
-    _shift_xor_(h, 16).mul_(_M1)
-    _shift_xor_(h, 13).mul_(_M2)
-    _shift_xor_(h, 16)
-    threshold = min(int(round(p * 2**32)) - 2**31, 2**31 - 1)  # h is uniform on [-2^31, 2^31)
-    return (h >= threshold).view(shape)
+    out = torch.empty(n, dtype=torch.bool)
+    h, tmp = torch.empty(min(n, _CHUNK), dtype=torch.int32), torch.empty(min(n, _CHUNK), dtype=torch.int32)
+    threshold = min(int(round(p * 2**32)) - 2**31, 2**31 - 1)  # the hash is uniform on [-2^31, 2^31)
+    for start in range(0, n, _CHUNK):
+        m = min(_CHUNK, n - start)
+        hm, tm = h[:m], tmp[:m]
+        torch.arange(start, start + m, dtype=torch.int32, out=hm)
+        hm.bitwise_xor_(keys[0]).mul_(_GOLDEN).add_(keys[1])  # int32 arithmetic wraps
+        _shift_xor_(hm, tm, 16).mul_(_M1)
+        _shift_xor_(hm, tm, 13).mul_(_M2)
+        torch.ge(_shift_xor_(hm, tm, 16), threshold, out=out[start:start + m])
+    return out.view(shape)
+
+
+class _ScaleKept(torch.autograd.Function):
+    """``x * mask * scale`` saving only the bool mask (one byte per element) for the backward pass."""
+
+    @staticmethod
+    def forward(ctx, x, mask, scale: float):
+        ctx.save_for_backward(mask)
+        ctx.scale = scale
+        return x.mul(mask).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return grad.mul(mask).mul_(ctx.scale), None, None
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -72,8 +92,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     if x.device.type != "cpu" or _state["backend"] == "torch":
         return F.dropout(x, p, True)
     keys = torch.randint(0, 2**31 - 1, (2,)).tolist()
-    scale = torch.tensor(1.0 / (1.0 - p), dtype=x.dtype)
-    return x * keep_mask(x.shape, p, keys).to(x.dtype).mul_(scale)
+    return _ScaleKept.apply(x, keep_mask(x.shape, p, keys), 1.0 / (1.0 - p))
 
 
 class Dropout(nn.Module):
