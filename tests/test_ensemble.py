@@ -119,6 +119,22 @@ def test_a_codebook_ensemble_keeps_only_the_union_of_its_beams(tiny):
     assert torch.equal(unique_rows(torch.tensor([[3, -1, 3, 1]])), torch.tensor([[-1, 1, 3, -1]]))
 
 
+def test_a_codebook_ensemble_encodes_each_users_history_once_per_member(tiny, monkeypatch):
+    codes = tiny.catalogue()
+    batch = tiny.batch(len(codes), b=3)
+    a = tiny.model(codes, q2i_weight=0.0).eval()
+    b, other = _second_codebook(tiny, codes)
+    ens = CodebookEnsemble([(a, CodeTrie.build(codes, list(tiny.vocab))), (b, CodeTrie.build(other, list(tiny.vocab)))])
+    want = ens.search(batch, beam=4, topk=6)
+    calls = []
+    for name, model in (("a", a), ("b", b)):
+        real = model.encode
+        monkeypatch.setattr(model, "encode", lambda *args, _real=real, _n=name: calls.append(_n) or _real(*args))
+    got = ens.search(batch, beam=4, topk=6)
+    assert sorted(calls) == ["a", "b"]  # beam search and path scoring share one encoding per member
+    assert torch.equal(got[0], want[0]) and torch.allclose(got[1], want[1])
+
+
 def test_a_codebook_ensemble_needs_one_catalogue(tiny):
     codes = tiny.catalogue()
     a = tiny.model(codes)

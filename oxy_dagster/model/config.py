@@ -135,8 +135,8 @@ class TrainConfig:
                                    "cosine LR decaying over the budget's seconds, not over steps")
     group_by_length: int = setting(32, "> 0: each batch comes from a megabatch of this many batches sorted by history "
                                       "length (less padding computed per step); 0: uniform random batches")
-    autocast: str = setting("off", "bf16: the forward pass under torch.autocast in bfloat16 (engine=torch; fast on "
-                                   "CPUs with AMX / AVX512-BF16, ~1.2x on the Xeon benchmark machine); off: float32")
+    autocast: str = setting("off", "bf16: the forward pass under torch.autocast in bfloat16, float32 weights "
+                                   "(engine=torch; pays on CPUs with AMX for long batches); off: float32")
     engine: str = setting("deepspeed", "torch (plain, one process) or deepspeed (ZeRO, any world size)")
     zero_stage: int = setting(1, "DeepSpeed ZeRO stage 0-3 (engine=deepspeed); bf16 on GPU, fp32 on CPU")
     moe: str = setting("native", "MoE presets under DeepSpeed: native replicates experts; deepspeed splits them "

@@ -26,7 +26,8 @@ def _reorder(cache, index: torch.Tensor):
 @torch.no_grad()
 def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, topk: int = 20,
                 leaf_rows: torch.Tensor | None = None, exclude: torch.Tensor | None = None,
-                prm=None, dense_mix: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                prm=None, dense_mix: float | None = None,
+                enc: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top ``topk`` items per row of ``batch`` as (item rows, log-probabilities), best first.
 
     ``leaf_rows`` maps the trie's leaves to global item rows when ``trie`` covers a candidate pool;
@@ -34,11 +35,11 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     global item rows never to return (e.g. the user's history); entries outside the catalogue are padding.
     ``prm``: a ``prm.ProcessRewardModel`` that re-ranks each level's extensions before the last (pruning).
     ``dense_mix``: weight of the dense head's item log-probability in the final ranking of the last level's
-    candidates (``Generator.rescore``; default the model's own ``dense_mix``).
+    candidates (``Generator.rescore``; default the model's own ``dense_mix``). ``enc``: ``encode_users(model,
+    batch)`` when the caller already has it (it is not computed again).
     """
     model.eval()
-    instr, query = model.instruction(batch)
-    memory, mask, _ = model.encode(batch, query)
+    instr, query, memory, mask = encode_users(model, batch) if enc is None else enc
     user_memory, user_mask = memory, mask  # one row per user, for the PRM
     paths = torch.zeros(memory.shape[0], 1, 0, dtype=torch.long)  # the codes chosen so far (kept for the PRM)
     prefix = model.prefix(instr)
@@ -104,15 +105,24 @@ def _prm_pruned(prm, memory, pad, paths, total, vocab: int, k: int) -> tuple[tor
 
 
 @torch.no_grad()
-def path_logp(model: Generator, batch: dict, items: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def encode_users(model: Generator, batch: dict) -> tuple:
+    """(instruction tokens, instruction query, encoder memory, memory mask) of ``batch``'s users, in evaluation
+    mode: what ``beam_search`` and ``path_logp`` start from, computed once when a caller needs both."""
+    model.eval()
+    instr, query = model.instruction(batch)
+    memory, mask, _ = model.encode(batch, query)
+    return instr, query, memory, mask
+
+
+def path_logp(model: Generator, batch: dict, items: torch.Tensor, chunk: int = 8192,
+              enc: tuple | None = None) -> torch.Tensor:
     """Log-probability of each given item's whole code path under ``model`` (teacher forcing): (rows, C).
 
     ``items``: (rows, C) item rows, -1 for none (scored -inf). The sum over levels of the heads' log-softmax at the
     item's codes in the model's own codebook, i.e. the score ``beam_search`` gives the item when its beam keeps it,
-    for any item, in or out of the beam."""
+    for any item, in or out of the beam. ``enc``: ``encode_users(model, batch)``, if the caller has it."""
     model.eval()
-    instr, query = model.instruction(batch)
-    memory, mask, _ = model.encode(batch, query)
+    instr, _, memory, mask = encode_users(model, batch) if enc is None else enc
     prefix = model.prefix(instr)
     rows, width = items.shape
     owner = torch.arange(rows).repeat_interleave(width)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .decoding import beam_search, path_logp
+from .decoding import beam_search, encode_users, path_logp
 from .trie import CodeTrie
 
 
@@ -109,9 +109,11 @@ class CodebookEnsemble:
     def search(self, batch: dict, beam: int, topk: int, exclude: torch.Tensor | None = None):
         """(item rows, scores), best first, -1 / -inf where fewer than ``topk`` items remain; ``exclude``: item rows
         never to return (padding entries are ignored)."""
-        proposals = [beam_search(m, batch, trie, beam=beam, topk=beam)[0] for m, trie in self.members]
+        encs = [encode_users(m, batch) for m, _ in self.members]  # each member's encoder runs once
+        proposals = [beam_search(m, batch, trie, beam=beam, topk=beam, enc=e)[0]
+                     for (m, trie), e in zip(self.members, encs)]
         union = unique_rows(torch.cat(proposals, 1))
-        score = torch.stack([path_logp(m, batch, union) for m, _ in self.members]).mean(0)
+        score = torch.stack([path_logp(m, batch, union, enc=e) for (m, _), e in zip(self.members, encs)]).mean(0)
         if exclude is not None:
             score = score.masked_fill((union[:, :, None] == exclude[:, None, :]).any(-1), float("-inf"))
         score, order = score.topk(min(topk, score.shape[1]), dim=1)
