@@ -133,6 +133,7 @@ def test_a_codebook_ensemble_encodes_each_users_history_once_per_member(tiny, mo
     got = ens.search(batch, beam=4, topk=6)
     assert sorted(calls) == ["a", "b"]  # beam search and path scoring share one encoding per member
     assert torch.equal(got[0], want[0]) and torch.allclose(got[1], want[1])
+    assert not path_logp(a, batch, got[0]).requires_grad  # scoring builds no autograd graph
 
 
 def test_a_codebook_ensemble_needs_one_catalogue(tiny):

@@ -114,6 +114,7 @@ def encode_users(model: Generator, batch: dict) -> tuple:
     return instr, query, memory, mask
 
 
+@torch.no_grad()
 def path_logp(model: Generator, batch: dict, items: torch.Tensor, chunk: int = 8192,
               enc: tuple | None = None) -> torch.Tensor:
     """Log-probability of each given item's whole code path under ``model`` (teacher forcing): (rows, C).
