@@ -1,7 +1,8 @@
-"""Dropout whose mask comes from a counter-based hash on CPU: the same Bernoulli(1 - p) keep mask, 4x cheaper.
+"""Dropout whose mask comes from a counter-based hash on CPU: the same Bernoulli(1 - p) keep mask, 2.5-3.7x cheaper
+(``benchmarks/dropout_cpu.py``).
 
 PyTorch's CPU dropout draws each mask element from the Mersenne Twister one at a time (``bernoulli_``,
-about 13 ns per element on the 2-core benchmark machines): profiled on Beauty, the generator's 20 dropout
+about 15 ns per element on the 2-core Xeon benchmark machine): profiled on Beauty, the generator's 20 dropout
 calls per step took 38 % of a training step, more than every matrix multiply together. Here a mask element
 is a pure function of its position and two 31-bit keys drawn from torch's default generator per call: the
 murmur3 finaliser (an avalanching bijection on 32 bits) of ``(position ^ key0) * golden + key1``, kept
