@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import RESULTS, write_result
-from benchmarks.generator_gpu import batch, beauty_shaped
+from benchmarks.generator_gpu import batch, beauty_shaped, train_step
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.dropout import dropout, dropout_backend
 
@@ -30,13 +30,9 @@ def step_times(model, batches, backend: str, bf16: bool, steps: int) -> list[flo
     with dropout_backend(backend):
         for i in range(steps + 2):  # two warm-up steps
             t0 = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = model(batches[i % len(batches)])
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            opt.step()
+            loss = train_step(model, opt, batches[i % len(batches)], bf16)
             times.append(time.perf_counter() - t0)
-            if not torch.isfinite(out["loss"]):
+            if not torch.isfinite(loss):
                 raise RuntimeError(f"non-finite loss with dropout={backend} bf16={bf16}")
     return times[2:]
 

@@ -45,6 +45,17 @@ def batch(model: Generator, b: int, g: torch.Generator) -> dict:
                 **{f"profile_{k}": torch.randint(0, v, (b,), generator=g) for k, v in cfg.profile_vocab.items()})
 
 
+def train_step(model: Generator, opt: torch.optim.Optimizer, b: dict, bf16: bool) -> torch.Tensor:
+    """One step of the plain engine (forward under optional bf16 autocast, loss, backward, AdamW); the loss."""
+    device_type = next(model.parameters()).device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(b)
+    out["loss"].backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return out["loss"].detach()
+
+
 def samples_per_s(size: str, bf16: bool, batch_size: int, steps: int, warmup: int, device: torch.device) -> dict:
     with torch.device("cpu"):  # built on the host as the trainer builds it, then moved
         model = beauty_shaped(size)
@@ -59,12 +70,7 @@ def samples_per_s(size: str, bf16: bool, batch_size: int, steps: int, warmup: in
         if i == warmup:
             sync()
             t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(batches[i % len(batches)])
-        out["loss"].backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(out["loss"].detach())
+        losses.append(train_step(model, opt, batches[i % len(batches)], bf16))
     sync()
     wall = time.perf_counter() - t0
     return {"params": sum(p.numel() for p in model.parameters()), "samples_per_s": round(steps * batch_size / wall, 1),
