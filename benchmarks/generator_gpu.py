@@ -46,7 +46,8 @@ def batch(model: Generator, b: int, g: torch.Generator) -> dict:
 
 
 def train_step(model: Generator, opt: torch.optim.Optimizer, b: dict, bf16: bool) -> torch.Tensor:
-    """One step of the plain engine (forward under optional bf16 autocast, loss, backward, AdamW); the loss."""
+    """Forward (optionally under bf16 autocast), loss, backward and an AdamW step; the loss. The plain engine
+    (``TorchEngine``) also clips the gradient norm and steps an LR schedule, which these timings leave out."""
     device_type = next(model.parameters()).device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
         out = model(b)
