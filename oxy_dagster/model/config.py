@@ -52,6 +52,9 @@ class GeneratorConfig:
     # a learned per-item vector added to an item's input token (zero at the start, so an item never trained on
     # is its semantic ID alone); the output stays the semantic ID's codes
     item_id_emb: bool = False
+    # each code level's output head shares its weight matrix with that level's input code embedding (its own
+    # bias), as language models tie input and output embeddings: a code is scored by its own vector
+    tie_heads: bool = False
 
     def __post_init__(self):
         if self.placement not in PLACEMENTS:
@@ -71,7 +74,7 @@ class GeneratorConfig:
 
 # fields newer than some saved configs: their "off"
 ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "emb_dropout": 0.0, "label_smoothing": 0.0,
-                   "item_id_emb": False}
+                   "item_id_emb": False, "tie_heads": False}
 
 # Seed Table 3 (hidden / intermediate, experts total / active) and CPU-sized presets.
 PRESETS: dict[str, dict] = {
@@ -109,6 +112,7 @@ class ModelChoice:
     emb_dropout: float = setting(GeneratorConfig.emb_dropout, "dropout on the encoder's input tokens")
     label_smoothing: float = setting(GeneratorConfig.label_smoothing, "label smoothing of each code level's loss")
     item_id_emb: bool = setting(GeneratorConfig.item_id_emb, "a learned per-item input vector beside the codes")
+    tie_heads: bool = setting(GeneratorConfig.tie_heads, "output heads share the code embeddings' weights")
 
     def overrides(self) -> dict:
         """GeneratorConfig fields this choice sets (everything but the preset name)."""

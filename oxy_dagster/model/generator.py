@@ -23,6 +23,21 @@ from .layers import DecoderLayer, EncoderLayer
 N_BEHAVIORS = 4  # pad, click, cart, purchase
 
 
+class TiedHead(nn.Module):
+    """An output head whose weight is a code embedding's matrix (not a parameter of its own, so a checkpoint holds
+    it once, under ``code_emb``), plus its own bias: logits = (h / sqrt(d)) E^T + b, the state scaled as T5 scales
+    it before its tied output layer, so the unit-variance embeddings start at logits of unit scale."""
+
+    def __init__(self, emb: nn.Embedding):
+        super().__init__()
+        self._emb = [emb]  # a plain list: the embedding stays registered under code_emb only
+        self.bias = nn.Parameter(torch.zeros(emb.num_embeddings))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        w = self._emb[0].weight
+        return F.linear(h * w.shape[1] ** -0.5, w, self.bias)
+
+
 class Generator(nn.Module):
     def __init__(self, cfg: GeneratorConfig, item_codes: torch.Tensor, item_cate: torch.Tensor,
                  item_brand: torch.Tensor, item_text: torch.Tensor | None = None):
@@ -61,7 +76,8 @@ class Generator(nn.Module):
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_dec_layers))
         self.enc_ln, self.dec_ln = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.heads = nn.ModuleList(nn.Linear(d, v) for v in cfg.code_vocab)
+        self.heads = nn.ModuleList(TiedHead(e) if cfg.tie_heads else nn.Linear(d, v)
+                                   for e, v in zip(self.code_emb, cfg.code_vocab))
         if cfg.dense_weight > 0:
             self.dense_proj = nn.Linear(d, d)
 
