@@ -2,10 +2,11 @@
 under bf16 autocast; and of the dropout op alone at the step's two largest shapes.
 
 The model is the Beauty-shaped ``small`` generator of ``generator_gpu`` (12,101 items, codes 256 x 256 x 256,
-20-item histories, 64 long-history items, batch 256), the step the plain engine's (forward, loss, backward,
-AdamW). The three variants are timed in interleaved rounds (``--rounds``) so that drift on a shared machine
-hits each alike; each figure is the median step over its rounds. Writes ``benchmarks/results/dropout_cpu.json``
-and a bar chart, and logs both to MLflow. Usage: ``python -m benchmarks.dropout_cpu``.
+20-item histories, 64 long-history items, batch 256), the step the plain engine's own (``TorchEngine``: forward,
+loss, backward, gradient-norm clip, AdamW, LR schedule). The three variants are timed in interleaved rounds
+(``--rounds``) so that drift on a shared machine hits each alike; each figure is the median step over its rounds.
+Writes ``benchmarks/results/dropout_cpu.json`` and a bar chart, and logs both to MLflow. Usage: ``python -m
+benchmarks.dropout_cpu``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import RESULTS, write_result
-from benchmarks.generator_gpu import batch, beauty_shaped, train_step
+from benchmarks.generator_gpu import batch, beauty_shaped, engine_for, train_step
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.dropout import dropout, dropout_backend
 
@@ -25,12 +26,12 @@ VARIANTS = {"torch_fp32": ("torch", False), "hash_fp32": ("hash", False), "hash_
 
 
 def step_times(model, batches, backend: str, bf16: bool, steps: int) -> list[float]:
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    engine = engine_for(model, bf16, lr=1e-4)
     times = []
     with dropout_backend(backend):
         for i in range(steps + 2):  # two warm-up steps
             t0 = time.perf_counter()
-            loss = train_step(model, opt, batches[i % len(batches)], bf16)
+            loss = train_step(engine, batches[i % len(batches)])
             times.append(time.perf_counter() - t0)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"non-finite loss with dropout={backend} bf16={bf16}")

@@ -1,11 +1,12 @@
 """GPU benchmark of the generator's training step: samples per second in float32 and in bf16 autocast, per size
 preset, on Beauty-shaped batches (12,101 items, codes 256 x 256 x 256 + a collision code, 20-item histories).
 
-The model is the one ``pretrained_checkpoint`` trains (``Generator``), the step the one the plain engine takes
-(forward, next-token loss with Q2I, backward, AdamW); batches are random but valid, so the figures are speed
-only. Each preset and precision is timed over ``--steps`` steps after ``--warmup`` with CUDA synchronisation.
-Refuses to run without a GPU unless ``--device cpu`` (a smoke run, recorded under no name). Usage on a GPU
-machine: ``python -m benchmarks.generator_gpu`` -> ``benchmarks/results/generator_gpu.json``.
+The model is the one ``pretrained_checkpoint`` trains (``Generator``), the step the plain engine's own
+(``TorchEngine``: forward, next-token loss with Q2I, backward, gradient-norm clip, AdamW, LR schedule); batches are
+random but valid, so the figures are speed only. Each preset and precision is timed over ``--steps`` steps after
+``--warmup`` with CUDA synchronisation. Refuses to run without a GPU unless ``--device cpu`` (a smoke run, recorded
+under no name). Usage on a GPU machine: ``python -m benchmarks.generator_gpu`` ->
+``benchmarks/results/generator_gpu.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import time
 import numpy as np
 import torch
 
-from oxy_dagster.model.config import preset
+from oxy_dagster.model.config import TrainConfig, preset
+from oxy_dagster.model.engine import TorchEngine
 from oxy_dagster.model.generator import Generator
 
 N_ITEMS, HISTORY, LONG = 12_101, 20, 12
@@ -45,15 +47,16 @@ def batch(model: Generator, b: int, g: torch.Generator) -> dict:
                 **{f"profile_{k}": torch.randint(0, v, (b,), generator=g) for k, v in cfg.profile_vocab.items()})
 
 
-def train_step(model: Generator, opt: torch.optim.Optimizer, b: dict, bf16: bool) -> torch.Tensor:
-    """Forward (optionally under bf16 autocast), loss, backward and an AdamW step; the loss. The plain engine
-    (``TorchEngine``) also clips the gradient norm and steps an LR schedule, which these timings leave out."""
-    device_type = next(model.parameters()).device.type
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        out = model(b)
-    out["loss"].backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
+def engine_for(model: Generator, bf16: bool, lr: float) -> TorchEngine:
+    """The plain engine ``pretrained_checkpoint`` trains with (AdamW, warmup + cosine LR, gradient-norm clip), the
+    forward under bf16 autocast or not."""
+    return TorchEngine(model, TrainConfig(engine="torch", lr=lr, autocast="bf16" if bf16 else "off"))
+
+
+def train_step(engine: TorchEngine, b: dict) -> torch.Tensor:
+    """One optimisation step as the trainer takes it (``engine.forward``, ``engine.step``); the loss."""
+    out = engine.forward(b)
+    engine.step(out["loss"])
     return out["loss"].detach()
 
 
@@ -64,14 +67,14 @@ def samples_per_s(size: str, bf16: bool, batch_size: int, steps: int, warmup: in
         batches = [batch(model, batch_size, g) for _ in range(4)]
     model = model.to(device).train()
     batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    engine = engine_for(model, bf16, lr=1e-3)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     losses = []
     for i in range(warmup + steps):
         if i == warmup:
             sync()
             t0 = time.perf_counter()
-        losses.append(train_step(model, opt, batches[i % len(batches)], bf16))
+        losses.append(train_step(engine, batches[i % len(batches)]))
     sync()
     wall = time.perf_counter() - t0
     return {"params": sum(p.numel() for p in model.parameters()), "samples_per_s": round(steps * batch_size / wall, 1),
