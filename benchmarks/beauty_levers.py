@@ -75,6 +75,8 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     # its embedding and logit see more training targets
     "grouped_collab60_width128": ({}, GROUPED),
     "grouped_collab60_width64": ({}, GROUPED),
+    # a deeper, narrower codebook: four RQ-KMeans levels of 64 codes (then the collision code)
+    "grouped_collab60_width64_levels4": ({}, GROUPED),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
@@ -85,6 +87,7 @@ CODEBOOKS: dict[str, dict] = {
        for k in ("lr1e3", "lr4e3", "wide", "deep", "wd", "itemid", "mild", "tied")},
     "grouped_collab60_width128": {"collaborative": 0.6, "width": 128},
     "grouped_collab60_width64": {"collaborative": 0.6, "width": 64},
+    "grouped_collab60_width64_levels4": {"collaborative": 0.6, "width": 64, "levels": 4},
 }
 # lever -> generators trained one after another for budget / n each (seeds seed x n + i) and decoded together
 MEMBERS: dict[str, int] = {"grouped_collab60_members2": 2}
@@ -134,6 +137,8 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                                  "difference); the default SID build keeps 256 until the hour measures it",
     "grouped_collab60_width64": "dropped (width 64: -2.7 % Recall@10, -3.0 % NDCG@10 against the recipe's mean; "
                                 "8,533 distinct 3-code prefixes for 12,101 items, collisions up to 102)",
+    "grouped_collab60_width64_levels4": "no gain (four levels of 64: Recall@10 0.1030 / NDCG@10 0.0588, within one "
+                                        "seed std below the recipe's mean; 10,431 distinct 4-code prefixes)",
 }}
 
 
