@@ -30,7 +30,7 @@ def test_a_tied_head_scores_codes_by_their_input_embeddings(tiny):
         assert torch.allclose(head(h), expected, atol=1e-6)
 
 
-def test_the_loss_trains_the_shared_matrix_from_input_and_output(tiny):
+def test_the_output_side_trains_the_shared_matrix(tiny):
     codes = tiny.catalogue()
     codes[:, -1] = np.arange(len(codes)) % 2  # a collision code with two values, so its softmax has a gradient
     model = tiny.model(codes, tie_heads=True, q2i_weight=0.0, code_vocab=(*tiny.vocab[:-1], 2))
