@@ -255,6 +255,17 @@ def plot_curve(oxyrec: dict, peer: list[dict], rows: int, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+LEVER_TABLES = ("beauty_levers.json", "beauty_levers_xeon.json")
+
+
+def carried_levers(table: dict) -> dict:
+    """One levers table as the results carry it: where and how it was measured, then each lever's figures."""
+    return {"commit": table["commit"], "split": table["split"], "budget_s": table["budget_s"],
+            "machine": table.get("machine"),
+            **{name: {k: row[k] for k in ("recall@10", "ndcg@10", "plain", "kept", "std") if k in row}
+               for name, row in table["levers"].items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dataset-path", default=None)
@@ -296,8 +307,9 @@ def main() -> None:
     ap.add_argument("--models-dir", default=None,
                     help="where the trained models are kept, one folder per SID version (default: $OXY_HOME/bench/"
                          "beauty-models; another keeps an earlier run's models for --reuse-trained)")
-    ap.add_argument("--levers-from", default=str(RESULTS / "beauty_levers.json"),
-                    help="the levers table (benchmarks/beauty_levers.py) to carry into the results")
+    ap.add_argument("--levers-from", default=",".join(str(RESULTS / f) for f in LEVER_TABLES),
+                    help="comma-separated levers tables (benchmarks/beauty_levers.py) to carry into the results, "
+                         "each under its file name")
     ap.add_argument("--reuse-trained", default=None,
                     help="a results JSON: evaluate the models that run trained (kept under $OXY_HOME/bench/"
                          "beauty-models) instead of training again; its training figures are carried over")
@@ -373,12 +385,9 @@ def main() -> None:
                                        "peer_plain": minutes_to(peer_curve, TIGER, plain=True) if peer_curve else None,
                                        "curve_rows": args.curve_rows, "split": "test"}
         pngs.append(plot_curve(main_v, peer_curve, args.curve_rows, RESULTS / f"{args.name}_curve.png"))
-    if Path(args.levers_from).exists():
-        table = json.loads(Path(args.levers_from).read_text())
-        figures["levers"] = {"from": Path(args.levers_from).name, "commit": table["commit"], "split": table["split"],
-                             "budget_s": table["budget_s"],
-                             **{name: {k: row[k] for k in ("recall@10", "ndcg@10", "plain", "kept", "std")
-                                       if k in row} for name, row in table["levers"].items()}}
+    tables = [Path(f) for f in args.levers_from.split(",") if Path(f).exists()]
+    if tables:
+        figures["levers"] = {t.name: carried_levers(json.loads(t.read_text())) for t in tables}
     write_result(args.name, figures, {"dataset": "beauty", "budget_min": figures["budget_s"] / 60,
                                       "size": args.size, "beam": args.beam,
                                       "reuse_trained": bool(args.reuse_trained)}, artifacts=pngs)
