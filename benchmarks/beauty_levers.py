@@ -132,9 +132,10 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                         "seeds: the reference of this table's levers",
     "grouped_collab60_tied": "dropped (tied output heads: Recall@10 0.1024, -2 %, 1.3 seed stds below the recipe's "
                              "mean; NDCG@10 0.0590, level) though it made the most steps; tie_heads stays off",
-    "grouped_collab60_width128": "promising, for the next hour run (codebook width 128, 3 seeds: Recall@10 +3.7 %, "
-                                 "NDCG@10 +4.4 % over the recipe's 3-seed mean, 2.5 and 3 standard errors of the "
-                                 "difference); the default SID build keeps 256 until the hour measures it",
+    "grouped_collab60_width128": "not kept: +3.7 % Recall@10 / +4.4 % NDCG@10 at 10 minutes (3 seeds, 2.5 and 3 "
+                                 "standard errors of the difference), level with width 256 at the hour "
+                                 "(beauty-hour-w128: every-user validation 0.1064 / 0.0632 against 0.1072 / 0.0631, "
+                                 "test 0.0774 / 0.0445 against 0.0783 / 0.0452); the default SID build keeps 256",
     "grouped_collab60_width64": "dropped (width 64: -2.7 % Recall@10, -3.0 % NDCG@10 against the recipe's mean; "
                                 "8,533 distinct 3-code prefixes for 12,101 items, collisions up to 102)",
     "grouped_collab60_width64_levels4": "no gain (four levels of 64: Recall@10 0.1030 / NDCG@10 0.0588, within one "

@@ -146,3 +146,18 @@ def test_members_must_number_the_catalogue_alike():
     for other in (["a", "c", "b"], ["a", "b"]):
         with pytest.raises(ValueError, match="V4-seed1 orders the catalogue differently from V4"):
             check_catalogue_order(cat, types.SimpleNamespace(item_ids=np.array(other)), "V4-seed1", "V4")
+
+
+def test_the_hour_run_carries_each_levers_table_under_its_file_name():
+    """Levers measured on two machines sit side by side in the results, each with its own provenance, and a
+    lever's run details (seeds' runs, steps) stay in its table."""
+    from benchmarks.beauty import carried_levers
+
+    table = {"commit": "abc1234", "split": "valid", "budget_s": 600.0, "machine": "2 cores (Xeon)",
+             "levers": {"w128": {"recall@10": 0.108, "ndcg@10": 0.062, "plain": {"recall@10": 0.098}, "kept": "no",
+                                 "std": {"recall@10": 0.002}, "runs": [{"seed": 0}], "steps": 2752}}}
+    got = carried_levers(table)
+    assert {k: got[k] for k in ("commit", "split", "budget_s", "machine")} == {
+        "commit": "abc1234", "split": "valid", "budget_s": 600.0, "machine": "2 cores (Xeon)"}
+    assert got["w128"] == {"recall@10": 0.108, "ndcg@10": 0.062, "plain": {"recall@10": 0.098}, "kept": "no",
+                           "std": {"recall@10": 0.002}}
