@@ -77,6 +77,12 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     "grouped_collab60_width64": ({}, GROUPED),
     # a deeper, narrower codebook: four RQ-KMeans levels of 64 codes (then the collision code)
     "grouped_collab60_width64_levels4": ({}, GROUPED),
+    # the loss leans to each user's late interactions (TrainConfig.recency_weight): a sample's weight grows
+    # linearly with its place in the user's training sequence, the latest 2x (4x) the first; the held-out targets
+    # are the items that follow a user's latest, and each step past the training data loses recall
+    # (beauty_transfer.json)
+    "grouped_collab60_recency1": ({}, {**GROUPED, "recency_weight": 1.0}),
+    "grouped_collab60_recency3": ({}, {**GROUPED, "recency_weight": 3.0}),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
@@ -84,7 +90,7 @@ CODEBOOKS: dict[str, dict] = {
     "grouped_collab60": {"collaborative": 0.6},
     "grouped_collab60_members2": {"collaborative": 0.6},
     **{f"grouped_collab60_{k}": {"collaborative": 0.6}
-       for k in ("lr1e3", "lr4e3", "wide", "deep", "wd", "itemid", "mild", "tied")},
+       for k in ("lr1e3", "lr4e3", "wide", "deep", "wd", "itemid", "mild", "tied", "recency1", "recency3")},
     "grouped_collab60_width128": {"collaborative": 0.6, "width": 128},
     "grouped_collab60_width64": {"collaborative": 0.6, "width": 64},
     "grouped_collab60_width64_levels4": {"collaborative": 0.6, "width": 64, "levels": 4},

@@ -139,6 +139,10 @@ class TrainConfig:
                                    "cosine LR decaying over the budget's seconds, not over steps")
     group_by_length: int = setting(32, "> 0: each batch comes from a megabatch of this many batches sorted by history "
                                       "length (less padding computed per step); 0: uniform random batches")
+    recency_weight: float = setting(0.0, "> 0: a training sample's loss weight times 1 + this x its place among its "
+                                         "user's training samples (0 the first, 1 the latest), rescaled to mean 1: "
+                                         "the loss leans to each user's late interactions, which the held-out "
+                                         "targets follow")
     autocast: str = setting("off", "bf16: the forward pass under torch.autocast in bfloat16, float32 weights "
                                    "(engine=torch; pays on CPUs with AMX for long batches); off: float32")
     engine: str = setting("deepspeed", "torch (plain, one process) or deepspeed (ZeRO, any world size)")

@@ -63,7 +63,7 @@ def load_catalogue(codes_path: str | Path, items_path: str | Path) -> Catalogue:
 @dataclass
 class SampleTensors:
     tensors: dict[str, torch.Tensor]
-    meta: pd.DataFrame  # user_id, split, scenario per sample
+    meta: pd.DataFrame  # user_id, split, scenario, target item (and timestamp, where the samples have it) per sample
     unknown_items: int
     city_vocab: list[str]
 
@@ -134,7 +134,8 @@ def build_tensors(samples: pd.DataFrame, cat: Catalogue, max_short: int, max_lon
         "profile_city": _vocab_ids(samples.city, city_vocab),
     }
     tensors["scenario"] = np.clip(tensors["scenario"], 0, None)
-    meta = samples[["user_id", "split", "scenario", "target_item_id"]].reset_index(drop=True)
+    meta = samples[[c for c in ("user_id", "split", "scenario", "target_item_id", "timestamp") if c in samples]]
+    meta = meta.reset_index(drop=True)
     return SampleTensors({k: torch.from_numpy(np.asarray(v)) for k, v in tensors.items()}, meta,
                          u1 + u2 + int((target == cat.pad).sum()), city_vocab)
 

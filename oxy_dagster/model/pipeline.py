@@ -26,7 +26,7 @@ from .trie import CodeTrie
 
 SAMPLE_COLUMNS = ["user_id", "target_item_id", "target_behavior", "weight", "scenario", "trigger_item_id",
                   "instruction_source", "instruction_text", "short_item_ids", "short_behaviors", "long_item_ids",
-                  "split", "age_band", "gender", "city", "spending_tier"]
+                  "split", "age_band", "gender", "city", "spending_tier", "timestamp"]
 
 
 def load_rewrites(paths: DataPaths) -> dict[str, str]:

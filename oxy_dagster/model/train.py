@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -64,6 +65,24 @@ class LengthGroupedOrder:
         return self._cached[1]
 
 
+def recency_factors(users: np.ndarray, timestamps: np.ndarray, strength: float) -> np.ndarray:
+    """Per-sample loss multipliers ``1 + strength x q``, q the sample's place in its user's training samples by
+    timestamp (0 the user's first, 1 the user's latest; ties share their mean place; a user's only sample is 1),
+    rescaled to mean 1 so the loss keeps its scale. Per user, not global: held-out targets are each user's next
+    items, and a dataset may carry order alone (the Amazon 5-core files: timestamp = start + k days)."""
+    if strength < 0:
+        raise ValueError(f"recency_weight must be >= 0, got {strength}")
+    if len(users) == 0 or strength == 0:
+        return np.ones(len(users), np.float32)
+    frame = pd.DataFrame({"user": np.asarray(users), "ts": np.asarray(timestamps, dtype=np.float64)})
+    by_user = frame.groupby("user", sort=False)["ts"]
+    n = by_user.transform("size").to_numpy()
+    rank = by_user.rank(method="average").to_numpy()
+    q = np.where(n > 1, (rank - 1) / np.maximum(n - 1, 1), 1.0)
+    f = 1 + strength * q
+    return (f / f.mean()).astype(np.float32)
+
+
 def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path, extra: dict | None = None,
           log: Callable[[dict], None] | None = None, stop_at: int | None = None,
           on_change: str = "restart") -> list[dict]:
@@ -107,6 +126,14 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
     if cfg.group_by_length > 0:
         lengths = (data.tensors["short_items"][torch.as_tensor(rows)] != model.pad_item).sum(1).numpy()
         order = LengthGroupedOrder(lengths, cfg.batch_size, cfg.seed, cfg.group_by_length)
+    boost = None
+    if cfg.recency_weight > 0:
+        if "timestamp" not in data.meta:
+            raise ValueError("recency_weight needs the samples' timestamp column; rebuild the samples table")
+        boost = np.ones(len(data), np.float32)
+        boost[rows] = recency_factors(data.meta.user_id.to_numpy()[rows], data.meta.timestamp.to_numpy()[rows],
+                                      cfg.recency_weight)
+        boost = torch.from_numpy(boost)
     tokens_per_sample = data.tensors["short_items"].shape[1] + len(model.cfg.code_vocab) + 3
     history: list[dict] = []
     model.train()
@@ -117,7 +144,10 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
                disable=not lead)
     for step in bar:
         idx = rows[batch_indices(len(rows), cfg.batch_size, cfg.seed, step, order)]
-        batch = data.batch(idx[engine.rank::engine.world])  # each process takes its slice of the global batch
+        mine = idx[engine.rank::engine.world]  # each process takes its slice of the global batch
+        batch = data.batch(mine)
+        if boost is not None:
+            batch["weight"] = batch["weight"] * boost[torch.as_tensor(mine)]
         out = engine.forward(batch)
         engine.step(out["loss"])
         losses = {k: out[k].detach() for k in ("loss", "ntp", "balance", "q2i", "dense") if k in out}
