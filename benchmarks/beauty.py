@@ -62,7 +62,8 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60, batch_size=args.batch_size, lr=args.lr, warmup=200,
                       seed=args.seed, log_every=50, ckpt_every=10**6, engine="torch",
-                      group_by_length=args.group_by_length, autocast=args.autocast)
+                      group_by_length=args.group_by_length, autocast=args.autocast,
+                      recency_weight=args.recency_weight)
     segment = args.curve_every_min * 60
     print(f"{version}: training for {args.budget_min} min of wall clock", flush=True)
     curve, wall, best = [], 0.0, None
@@ -85,7 +86,7 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
             "final_loss": info["final_loss"], "params": info["params"], "seed": args.seed, "sid_version": version,
             "recipe": {k: info["model"][k] for k in ("dense_weight", "dense_mix", "dropout", "emb_dropout",
                                                      "label_smoothing", "item_id_emb", "tie_heads", "d_model")}
-            | {"group_by_length": cfg.group_by_length, "autocast": cfg.autocast}}
+            | {"group_by_length": cfg.group_by_length, "autocast": cfg.autocast, "recency_weight": cfg.recency_weight}}
 
 
 def train_members(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -266,7 +267,8 @@ def carried_levers(table: dict) -> dict:
                for name, row in table["levers"].items()}}
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments (``parser().parse_args([])``: the defaults ``train`` needs, for other benchmarks)."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dataset-path", default=None)
     add_workdir_argument(ap)
@@ -279,6 +281,8 @@ def main() -> None:
                     help="TrainConfig.group_by_length (0: the uniform random batches of the runs before #15)")
     ap.add_argument("--autocast", default=TrainConfig.autocast, choices=("off", "bf16"),
                     help="bf16: the generator's forward under CPU autocast (AMX / AVX512-BF16 machines)")
+    ap.add_argument("--recency-weight", type=float, default=TrainConfig.recency_weight,
+                    help="TrainConfig.recency_weight: the loss leans to each user's late interactions")
     ap.add_argument("--dropout", type=float, default=GeneratorConfig.dropout)
     ap.add_argument("--emb-dropout", type=float, default=GeneratorConfig.emb_dropout)
     ap.add_argument("--label-smoothing", type=float, default=GeneratorConfig.label_smoothing)
@@ -315,7 +319,11 @@ def main() -> None:
                          "beauty-models) instead of training again; its training figures are carried over")
     ap.add_argument("--sid-effect-from", default=None,
                     help="with one --versions entry: a results JSON whose sid_version_effect to carry over")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     versions = args.versions.split(",")
     paths = beauty_paths(args.workdir)
     prepare_data(paths, args.dataset_path, versions + (args.member_versions.split(",") if args.member_versions else []))

@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import requests
@@ -50,13 +49,13 @@ def percentiles(ms: list[float]) -> dict:
 
 
 def beauty_model(paths: DataPaths, train_min: float):
-    from benchmarks.beauty import train
+    from benchmarks.beauty import parser, train
     from benchmarks.beauty_data import prepare_data
 
     prepare_data(paths, None, ["V4"])
     out = work_dir() / "bench" / "beauty-models" / "V4"
     if latest_checkpoint(out / "checkpoints") is None:
-        train(paths, "V4", out, SimpleNamespace(batch_size=256, lr=2e-3, seed=0, budget_min=train_min, size="small"))
+        train(paths, "V4", out, parser().parse_args(["--budget-min", str(train_min)]))
     return out
 
 
@@ -218,7 +217,7 @@ def main() -> None:
     figures["floor_ms"] = round(flops / (rate * 1e9) * 1000, 2)
     with tempfile.TemporaryDirectory(prefix="oxy-serving-") as tmp:
         tmp = Path(tmp)
-        bundle = export(paths, "V4", out_dir, tmp / "bundle", {"chosen": "pretrained (benchmarks/beauty.py)"})
+        bundle = export(paths, "V4", [out_dir], tmp / "bundle", {"chosen": "pretrained (benchmarks/beauty.py)"})
         store = f"sqlite:///{tmp / 'users.db'}"
         s = make_store(store)
         fill_histories(s, paths, 300)

@@ -67,7 +67,7 @@ class LengthGroupedOrder:
 
 def recency_factors(users: np.ndarray, timestamps: np.ndarray, strength: float) -> np.ndarray:
     """Per-sample loss multipliers ``1 + strength x q``, q the sample's place in its user's training samples by
-    timestamp (0 the user's first, 1 the user's latest; ties share their mean place; a user's only sample is 1),
+    timestamp (0 the user's first, 1 the user's latest; ties share their mean place, so a user's only sample is 0.5),
     rescaled to mean 1 so the loss keeps its scale. Per user, not global: held-out targets are each user's next
     items, and a dataset may carry order alone (the Amazon 5-core files: timestamp = start + k days)."""
     if strength < 0:
@@ -78,7 +78,7 @@ def recency_factors(users: np.ndarray, timestamps: np.ndarray, strength: float) 
     by_user = frame.groupby("user", sort=False)["ts"]
     n = by_user.transform("size").to_numpy()
     rank = by_user.rank(method="average").to_numpy()
-    q = np.where(n > 1, (rank - 1) / np.maximum(n - 1, 1), 1.0)
+    q = np.where(n > 1, (rank - 1) / np.maximum(n - 1, 1), 0.5)
     f = 1 + strength * q
     return (f / f.mean()).astype(np.float32)
 
