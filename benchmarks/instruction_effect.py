@@ -57,7 +57,7 @@ def measure(users: int = 150, steps: int = 1000) -> dict:
     model_dir = paths.model("V3")
     if latest_checkpoint(model_dir / "checkpoints") is None:
         build_pretrained(paths, "V3", "small", TrainConfig(steps=steps, engine="torch"))
-    bundle = export(paths, "V3", model_dir, paths.models / "bundle-bench", {"chosen": "pretrained"})
+    bundle = export(paths, "V3", [model_dir], paths.models / "bundle-bench", {"chosen": "pretrained"})
     store = make_store(f"sqlite:///{paths.root / 'instructions-bench.db'}")
     read = lambda t, cols: pq.read_table(paths.table(t), columns=cols).to_pandas()  # noqa: E731
     events = read("events", ["user_id", "item_id", "timestamp", "behavior", "query"])

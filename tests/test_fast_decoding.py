@@ -7,6 +7,7 @@ import torch
 
 from oxy_dagster.model.config import PLACEMENTS
 from oxy_dagster.model.decoding import beam_search
+from oxy_dagster.model.ensemble import GeneratorEnsemble
 from oxy_dagster.model.fast_decoding import BeamDecoder, SampleConfig
 from oxy_dagster.model.trie import CodeTrie, DenseTrie
 
@@ -64,6 +65,38 @@ def test_beam_sampling_is_seeded_valid_and_more_diverse(tiny):
     assert torch.equal(narrow[:, 0], fast.decode(batch, beam=1, topk=1)[0][:, 0])
     with pytest.raises(ValueError, match="mode must be"):
         fast.decode(batch, mode="greedy")
+
+
+def _ensemble(tiny, codes):
+    """Two members of different widths, the second perturbed so it ranks differently from the first."""
+    a = tiny.model(codes, q2i_weight=0.0).eval()
+    torch.manual_seed(1)
+    b = tiny.model(codes, q2i_weight=0.0, d_model=32, n_heads=2, placement="left_bos").eval()
+    for p in b.parameters():
+        p.data.add_(0.3 * torch.randn_like(p))
+    return GeneratorEnsemble([a, b])
+
+
+@pytest.mark.parametrize("beam", [4, 64])
+def test_fast_beam_search_decodes_an_ensemble_as_the_reference(tiny, beam):
+    """The service decodes a ``GeneratorEnsemble`` (the benchmark's members) as ``beam_search`` does: each member
+    runs its own layers on the shared beams, a level is chosen by the members' mean log-softmax."""
+    codes = tiny.catalogue()
+    trie = CodeTrie.build(codes, list(tiny.vocab))
+    ens = _ensemble(tiny, codes)
+    fast = BeamDecoder(ens, DenseTrie.from_trie(trie))
+    batch = tiny.batch(len(codes), b=5)
+    seen = batch["short_items"][:, -3:]
+    want_items, want_scores = beam_search(ens, batch, trie, beam=beam, topk=10, exclude=seen)
+    items, scores = fast.decode(batch, beam=beam, topk=10, exclude=seen)
+    assert torch.equal(items, want_items)
+    assert torch.allclose(scores, want_scores, atol=1e-4)
+    alone, _ = BeamDecoder(ens.members[0], DenseTrie.from_trie(trie)).decode(batch, beam=beam, topk=10, exclude=seen)
+    assert not torch.equal(alone, items)  # the second member moved the lists
+    sampled, s_scores = fast.decode(batch, beam=8, topk=8, mode="sample", sample=SampleConfig(temperature=1.5))
+    assert ((sampled >= 0) & (sampled < len(codes))).all() and (s_scores[:, :-1] >= s_scores[:, 1:]).all()
+    full_items, full_scores = fast.decode(batch, beam=len(codes), topk=len(codes))
+    assert torch.allclose(s_scores[0, 0], full_scores[0][full_items[0] == sampled[0, 0]], atol=1e-4)
 
 
 def test_dense_trie_agrees_with_the_csr_trie(tiny):

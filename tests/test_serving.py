@@ -30,7 +30,7 @@ def bundle(shop, tmp_path_factory):
     build_pretrained(shop, "V1", "tiny", TrainConfig(steps=60, batch_size=128, warmup=5, lr=3e-3, engine="torch"),
                      out_dir=shop.model("V1", NAME))
     out = tmp_path_factory.mktemp("bundle") / "bundle"
-    export(shop, "V1", shop.model("V1", NAME), out, {"chosen": NAME})
+    export(shop, "V1", [shop.model("V1", NAME)], out, {"chosen": NAME})
     return out
 
 
@@ -89,7 +89,7 @@ def _users(shop, n=5):
 def test_bundle_reproduces_offline_evaluation_and_choice(shop, bundle):
     from oxy_dagster.sid.text import shared_text_encoder
 
-    check = check_bundle(shop, "V1", shop.model("V1", NAME), bundle, rows=40, beam=30,
+    check = check_bundle(shop, "V1", [shop.model("V1", NAME)], bundle, rows=40, beam=30,
                          text_encoder=shared_text_encoder())
     assert check == {"checked_users": 40, "same_top10": 40}
     served = load_bundle(bundle)
@@ -97,6 +97,33 @@ def test_bundle_reproduces_offline_evaluation_and_choice(shop, bundle):
                                                                           "search"}
     best, figures = choose(shop, "V1", DeployConfig(candidates=f"{NAME},no-such-model", select_rows=50, beam=10))
     assert best == NAME and set(figures) == {NAME} and figures[NAME]["evaluated"] == 50
+
+
+@pytest.mark.slow
+def test_an_ensemble_candidate_is_chosen_exported_and_served_as_offline_eval_decodes_it(shop, bundle, tmp_path):
+    """``a+b`` in DeployConfig.candidates: two generators decoded as one (GeneratorEnsemble), compared on validation
+    with the single ones, exported as one bundle (format /2) whose served top-10 equals offline beam search's."""
+    from oxy_dagster.model.ensemble import GeneratorEnsemble
+    from oxy_dagster.sid.text import shared_text_encoder
+
+    other = f"{NAME}-seed1"
+    build_pretrained(shop, "V1", "tiny", TrainConfig(steps=40, batch_size=128, warmup=5, lr=3e-3, seed=1,
+                                                     engine="torch"), out_dir=shop.model("V1", other))
+    pair = f"{NAME}+{other}"
+    best, figures = choose(shop, "V1", DeployConfig(candidates=f"{NAME},{other},{pair}", select_rows=50, beam=10))
+    assert set(figures) == {NAME, other, pair} and figures[pair]["evaluated"] == 50
+    assert figures[pair] != figures[NAME] and figures[pair] != figures[other]  # the pair decodes as neither alone
+    out = export(shop, "V1", [shop.model("V1", NAME), shop.model("V1", other)], tmp_path / "pair", {"chosen": pair})
+    served = load_bundle(out)
+    assert isinstance(served.model, GeneratorEnsemble) and len(served.model.members) == 2
+    assert served.manifest["format"] == "oxyrec-bundle/2" and len(served.manifest["members"]) == 2
+    check = check_bundle(shop, "V1", [shop.model("V1", NAME), shop.model("V1", other)], out, rows=30, beam=30,
+                         text_encoder=shared_text_encoder())
+    assert check == {"checked_users": 30, "same_top10": 30}
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "format": "oxyrec-bundle/9"}))
+    with pytest.raises(ValueError, match="not an OxyRec bundle"):
+        load_bundle(out)
 
 
 @pytest.mark.slow

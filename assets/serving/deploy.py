@@ -9,7 +9,7 @@ the bundle exactly as the service would and compares their top-10 with offline e
 import dagster as dg
 
 from oxy_dagster.paths import DataPaths
-from oxy_dagster.serving.deploy import DeployConfig, check_bundle, choose, export, fill_histories
+from oxy_dagster.serving.deploy import DeployConfig, candidate_dirs, check_bundle, choose, export, fill_histories
 from oxy_dagster.serving.registry import ALIAS, MODEL_NAME, register_bundle
 
 from ..config import DeployParams, build
@@ -31,7 +31,7 @@ def serving_assets(sid_version: str, generators: list[str]) -> list:
                                  {"sid_version": sid_version, **config.model_dump()}) as run:
             chosen, figures = choose(paths, sid_version, cfg)
             bundle = paths.models / "deployed" / "bundle"
-            export(paths, sid_version, paths.model(sid_version, chosen), bundle,
+            export(paths, sid_version, candidate_dirs(paths, sid_version, chosen), bundle,
                    {"chosen": chosen, "choice_figures": figures, "dataset": dataset.name})
             version = register_bundle(bundle, tags={"sid_version": sid_version, "chosen": chosen,
                                                     "dataset": dataset.name})
@@ -41,7 +41,7 @@ def serving_assets(sid_version: str, generators: list[str]) -> list:
                 users = fill_histories(store, paths, cfg.history_len)
             finally:
                 store.close()
-            check = check_bundle(paths, sid_version, paths.model(sid_version, chosen), bundle, cfg.check_rows,
+            check = check_bundle(paths, sid_version, candidate_dirs(paths, sid_version, chosen), bundle, cfg.check_rows,
                                  cfg.beam, shared_text_encoder())
             run.metrics(check)
         yield dg.MaterializeResult(metadata={

@@ -1,7 +1,7 @@
 """Serving-grade trie-constrained beam search (and beam sampling) over a trained ``Generator``.
 
-Same results as ``decoding.beam_search`` (tested against it and against brute force), built for
-large beams on CPU:
+Same results as ``decoding.beam_search`` (tested against it and against brute force), for one
+generator or a ``GeneratorEnsemble`` of several, built for large beams on CPU:
 
 * the encoder runs once per request, and the beams of a request attend to its encoder output
   and to its decoder prefix (BOS + instruction) without copying them: queries are grouped per
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from kernels.beam_step import beam_step
 
+from .ensemble import GeneratorEnsemble
 from .generator import Generator
 from .trie import DenseTrie
 
@@ -58,19 +59,60 @@ class _Layer:
 
 
 class BeamDecoder:
-    """Batched beam search for one model and one trie; ``decode`` takes a batch of requests."""
+    """Batched beam search for one model and one trie; ``decode`` takes a batch of requests.
 
-    def __init__(self, model: Generator, trie: DenseTrie, compile: bool = False):
+    The model is a ``Generator`` or a ``GeneratorEnsemble``: an ensemble's members each run their own encoder,
+    prefix and decoder layers on the shared beams, and a code level is chosen by the members' mean log-softmax
+    (as ``decoding.beam_search`` decodes the ensemble)."""
+
+    def __init__(self, model: Generator | GeneratorEnsemble, trie: DenseTrie, compile: bool = False):
         """``compile``: run the encoder, the prefix pass, the decoder layers and the beam step through
         ``torch.compile`` (inductor; fused CPU kernels, dynamic shapes). Compiling takes minutes on first use
         (cached on disk afterwards) and pays off in a long-running service; results are the same."""
         self.model = model.eval()
+        self.members = list(getattr(model, "members", [model]))
         self.trie = trie
-        self.layers = [_Layer(layer) for layer in model.decoder]
+        self.layers = [[_Layer(layer) for layer in m.decoder] for m in self.members]
         self.levels = trie.levels
         fn = (lambda f: torch.compile(f, dynamic=True)) if compile else (lambda f: f)
-        self._instruction, self._encode, self._decode = fn(model.instruction), fn(model.encode), fn(model.decode)
+        self._instruction = [fn(m.instruction) for m in self.members]
+        self._encode = [fn(m.encode) for m in self.members]
+        self._decode = [fn(m.decode) for m in self.members]
         self._layer_step, self._beam_step = fn(self._layer), fn(beam_step)
+
+    def _start(self, j: int, batch: dict) -> dict:
+        """Member ``j``'s encoder and prefix pass: what its beams share (per layer the prefix's self-attention
+        keys/values and the memory's keys/values, (B, H, T, dk)) and the state that scores the first code."""
+        m = self.members[j]
+        instr, query = self._instruction[j](batch)
+        memory, mem_pad, _ = self._encode[j](batch, query)
+        prefix = m.prefix(instr)
+        cache: dict = {}
+        h, _ = self._decode[j](prefix, memory, mem_pad, 0, cache)
+        shared = [(cache[i]["self"]["k"], cache[i]["self"]["v"], cache[i]["cross"]["k"], cache[i]["cross"]["v"])
+                  for i in range(len(self.layers[j]))]
+        mem_bias = torch.zeros(mem_pad.shape, dtype=h.dtype).masked_fill(mem_pad, float("-inf"))[:, None, None, :]
+        return {"shared": shared, "mem_bias": mem_bias, "t_prefix": prefix.shape[1], "last": h[:, -1:],
+                "first": h[:, -1], "hist_k": [None] * len(self.layers[j]), "hist_v": [None] * len(self.layers[j])}
+
+    def _level_logits(self, lvl: int, states: list[dict]) -> torch.Tensor:
+        """(B, beams, V) scores of level ``lvl``'s codes: one model's logits, or an ensemble's mean log-softmax."""
+        if len(self.members) == 1:
+            return self.members[0].heads[lvl](states[0]["last"]).float()
+        return torch.stack([torch.log_softmax(m.heads[lvl](st["last"]).float(), -1)
+                            for m, st in zip(self.members, states)]).mean(0)
+
+    def _advance(self, lvl: int, code: torch.Tensor, origin: torch.Tensor, states: list[dict]) -> None:
+        """Every member's decoder state after the beams' new code tokens (their histories follow their beams)."""
+        for m, layers, st in zip(self.members, self.layers, states):
+            for i in range(len(layers)):
+                if st["hist_k"][i] is not None:
+                    st["hist_k"][i], st["hist_v"][i] = _take(st["hist_k"][i], origin), _take(st["hist_v"][i], origin)
+            x = m.code_token(lvl, code) + m.dec_pos.weight[st["t_prefix"] + lvl]  # (B, beams, d)
+            for i, layer in enumerate(layers):
+                x, st["hist_k"][i], st["hist_v"][i] = self._layer_step(layer, x, st["shared"][i], st["hist_k"][i],
+                                                                       st["hist_v"][i], st["mem_bias"])
+            st["last"] = m.dec_ln(x)
 
     @torch.inference_mode()
     def decode(self, batch: dict, beam: int = 256, topk: int = 20, exclude: torch.Tensor | None = None,
@@ -79,17 +121,8 @@ class BeamDecoder:
         """Top ``topk`` items per request as (item rows, log-probabilities), best first; -1 / -inf pad rows with
         fewer valid items. ``exclude``: (B, H) item rows never to return (entries outside the catalogue are
         padding). ``leaf_rows`` maps the trie's items to global rows when the trie covers a candidate pool."""
-        m = self.model
-        instr, query = self._instruction(batch)
-        memory, mem_pad, _ = self._encode(batch, query)
-        prefix = m.prefix(instr)
-        cache: dict = {}
-        h, _ = self._decode(prefix, memory, mem_pad, 0, cache)
-        n_req, t_prefix = prefix.shape[0], prefix.shape[1]
-        # per layer: the prefix's self-attention keys/values and the memory's keys/values, (B, H, T, dk)
-        shared = [(cache[i]["self"]["k"], cache[i]["self"]["v"], cache[i]["cross"]["k"], cache[i]["cross"]["v"])
-                  for i in range(len(self.layers))]
-        mem_bias = torch.zeros(mem_pad.shape, dtype=h.dtype).masked_fill(mem_pad, float("-inf"))[:, None, None, :]
+        states = [self._start(j, batch) for j in range(len(self.members))]
+        n_req = states[0]["first"].shape[0]
         sampling = mode == "sample"
         if mode not in ("beam", "sample"):
             raise ValueError(f"mode must be 'beam' or 'sample', not {mode!r}")
@@ -98,12 +131,8 @@ class BeamDecoder:
         scores = torch.zeros(n_req, 1)  # path log-probability under the distribution the beams are chosen by
         true = scores  # path log-probability under the model (the same unless sampling)
         prefix_ids = torch.zeros(n_req, 1, dtype=torch.long)
-        last = h[:, -1:]  # (B, beams=1, d)
-        first_state = h[:, -1]  # scores the candidates with the dense head, if the model has one
-        hist_k = [None] * len(self.layers)  # per layer: (B, beams, H, level, dk) keys of the generated codes
-        hist_v = [None] * len(self.layers)
         for lvl in range(self.levels):
-            logits = m.heads[lvl](last).float()  # (B, beams, V)
+            logits = self._level_logits(lvl, states)  # (B, beams, V)
             k_next = beam if lvl < self.levels - 1 else max(beam, topk + extra)
             table = self.trie.child[lvl]
             noise = None
@@ -119,18 +148,12 @@ class BeamDecoder:
                 true = true.gather(1, origin) + model_logp.flatten(1).gather(1, picked)
             if lvl == self.levels - 1:
                 break
-            for i in range(len(self.layers)):  # the generated codes' keys/values follow their beams
-                if hist_k[i] is not None:
-                    hist_k[i], hist_v[i] = _take(hist_k[i], origin), _take(hist_v[i], origin)
-            x = m.code_token(lvl, code) + m.dec_pos.weight[t_prefix + lvl]  # (B, beams, d)
-            for i, layer in enumerate(self.layers):
-                x, hist_k[i], hist_v[i] = self._layer_step(layer, x, shared[i], hist_k[i], hist_v[i], mem_bias)
-            last = m.dec_ln(x)
+            self._advance(lvl, code, origin, states)
         items = prefix_ids  # last level: item rows of the trie, -1 where a beam found no valid item
         scores = true.masked_fill(items < 0, float("-inf")) if sampling else scores
         if leaf_rows is not None:
             items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
-        scores = m.rescore(first_state, items, scores)
+        scores = self.model.rescore(states[0]["first"], items, scores)  # an ensemble has no dense head: unchanged
         if exclude is not None:
             seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
             scores = scores.masked_fill(seen, float("-inf"))

@@ -2,7 +2,8 @@
 
 Choice: among the generators trained on the selected SID version (``pretrained``, and ``rl`` once the
 post-training stage has written one), the one with the best Recall@10 on the *validation* split (same
-users, same beam) ships; the figures behind the choice go into the bundle's manifest.
+users, same beam) ships; the figures behind the choice go into the bundle's manifest. A candidate
+``a+b`` is those generators decoded as one (``GeneratorEnsemble``), shipped as one bundle.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 
 from ..model.checkpoint import latest_checkpoint
 from ..model.decoding import beam_search
+from ..model.ensemble import GeneratorEnsemble
 from ..model.evaluate import evaluate
 from ..model.pipeline import SAMPLE_COLUMNS, load_pretrained, load_rewrites
 from ..paths import DataPaths
@@ -27,20 +29,35 @@ from .runtime import RecRequest, Runtime
 class DeployConfig:
     """Choosing and exporting the model the service loads (``deployed_model``)."""
 
-    candidates: str = setting("pretrained,rl", "generators compared (folders models/<name>-<SID version>)")
+    candidates: str = setting("pretrained,rl", "generators compared (folders models/<name>-<SID version>); a+b: "
+                                               "those generators decoded as one ensemble")
     select_rows: int = setting(1000, "validation users the choice is made on")
     beam: int = setting(50, "beam width of the comparison")
     history_len: int = setting(300, "most recent interactions per user written to the history store")
     check_rows: int = setting(50, "test users the bundle must reproduce offline_eval's top-10 for")
 
 
+def candidate_dirs(paths: DataPaths, version: str, name: str) -> list:
+    """The model folders of candidate ``name`` (``a+b``: an ensemble of a's and b's generators)."""
+    return [paths.model(version, part.strip()) for part in name.split("+")]
+
+
+def load_generators(paths: DataPaths, version: str, model_dirs: list):
+    """(generator, or the ensemble of several, catalogue, sample tensors, trie) of checkpoints on SID ``version``."""
+    loaded = [load_pretrained(paths, version, out_dir=d) for d in model_dirs]
+    _, cat, data, trie = loaded[0]
+    model = loaded[0][0] if len(loaded) == 1 else GeneratorEnsemble([m for m, *_ in loaded]).eval()
+    return model, cat, data, trie
+
+
 def choose(paths: DataPaths, version: str, cfg: DeployConfig) -> tuple[str, dict]:
     """(name of the shipped generator, validation figures of every candidate that exists)."""
     figures = {}
     for name in [c.strip() for c in cfg.candidates.split(",") if c.strip()]:
-        if latest_checkpoint(paths.model(version, name) / "checkpoints") is None:
+        dirs = candidate_dirs(paths, version, name)
+        if any(latest_checkpoint(d / "checkpoints") is None for d in dirs):
             continue
-        model, cat, data, trie = load_pretrained(paths, version, out_dir=paths.model(version, name))
+        model, cat, data, trie = load_generators(paths, version, dirs)
         r = evaluate(model, data, trie, cat.codes, split="valid", beam=cfg.beam, max_rows=cfg.select_rows or None,
                      progress=False)
         figures[name] = {k: r[k] for k in ("recall@10", "ndcg@10", "evaluated")}
@@ -66,9 +83,10 @@ def user_histories(paths: DataPaths, length: int) -> dict[str, list[tuple[str, s
             for u, g in df.groupby("user_id", sort=False)}
 
 
-def export(paths: DataPaths, version: str, model_dir, out, info: dict):
-    """The generator in ``model_dir`` (trained on SID ``version`` of ``paths``) as a bundle in ``out``."""
-    model, cat, data, _ = load_pretrained(paths, version, out_dir=model_dir)
+def export(paths: DataPaths, version: str, model_dirs: list, out, info: dict):
+    """The generator in ``model_dirs`` (one folder; several: their ensemble), trained on SID ``version`` of
+    ``paths``, as a bundle in ``out``."""
+    model, cat, data, _ = load_generators(paths, version, model_dirs)
     users = pq.read_table(paths.table("users"), columns=["user_id", "age_band", "gender", "city",
                                                          "spending_tier"]).to_pandas()
     return export_bundle(out, model, cat, data.city_vocab, users, scenario_pools(paths), info)
@@ -91,10 +109,11 @@ def sample_requests(paths: DataPaths, rows, rewrite_queries: bool = True, **over
     return reqs
 
 
-def check_bundle(paths: DataPaths, version: str, model_dir, bundle, rows: int, beam: int, text_encoder) -> dict:
+def check_bundle(paths: DataPaths, version: str, model_dirs: list, bundle, rows: int, beam: int,
+                 text_encoder) -> dict:
     """Top-10 of the bundle served through ``Runtime`` (history, trigger and query sent in the request, as a
     caller would) vs offline evaluation's beam search on the same test samples."""
-    model, cat, data, trie = load_pretrained(paths, version, out_dir=model_dir)
+    model, cat, data, trie = load_generators(paths, version, model_dirs)
     idx = np.flatnonzero((data.meta.split == "test").to_numpy() & (data.tensors["target"].numpy() < cat.pad))[:rows]
     want, _ = beam_search(model, data.batch(idx), trie, beam=beam, topk=10)
     runtime = Runtime(load_bundle(bundle), store=None, text_encoder=text_encoder)
@@ -107,3 +126,36 @@ def fill_histories(store, paths: DataPaths, length: int) -> int:
     hist = user_histories(paths, length)
     store.put_histories(hist)
     return len(hist)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m oxy_dagster.serving.deploy --data DIR --version V --out BUNDLE MODEL_DIR [MODEL_DIR ...]``: export
+    generators trained outside the asset graph (e.g. ``benchmarks/beauty.py --members 3``'s member folders) as one
+    bundle, an ensemble when several folders are given; ``--check N`` serves N test users through it and compares
+    their top-10 with offline beam search."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("model_dirs", nargs="+", help="generator folders (each with checkpoints/)")
+    ap.add_argument("--data", required=True, help="the data + SID folder the generators trained on")
+    ap.add_argument("--version", required=True, help="their SID version")
+    ap.add_argument("--out", required=True, help="the bundle folder to write")
+    ap.add_argument("--check", type=int, default=0, help="test users whose served top-10 must equal offline's")
+    args = ap.parse_args(argv)
+    from pathlib import Path
+
+    paths, dirs = DataPaths(Path(args.data)), [Path(d) for d in args.model_dirs]
+    out = export(paths, args.version, dirs, args.out, {"chosen": "+".join(str(d) for d in dirs)})
+    print(f"bundle {out}: {len(dirs)} generator(s) on SID {args.version}")
+    if args.check:
+        from ..sid.text import shared_text_encoder
+
+        check = check_bundle(paths, args.version, dirs, out, args.check, DeployConfig.beam, shared_text_encoder())
+        print(check)
+        if check["same_top10"] != check["checked_users"]:
+            raise SystemExit(f"the bundle's top-10 differs from offline beam search for "
+                             f"{check['checked_users'] - check['same_top10']} of {check['checked_users']} users")
+
+
+if __name__ == "__main__":
+    main()
