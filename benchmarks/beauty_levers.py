@@ -145,8 +145,9 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                                 "8,533 distinct 3-code prefixes for 12,101 items, collisions up to 102)",
     "grouped_collab60_width64_levels4": "no gain (four levels of 64: Recall@10 0.1030 / NDCG@10 0.0588, within one "
                                         "seed std below the recipe's mean; 10,431 distinct 4-code prefixes)",
-    "grouped_collab60_recency3": "no gain (recency_weight 3: Recall@10 0.10575 / NDCG@10 0.06145 at 2,839 steps against "
-                                 "the recipe re-measured in the same session, 0.10725 / 0.06039 at 2,868 steps, "
+    "grouped_collab60_recency3": "no gain (recency_weight 3: Recall@10 0.10575 / NDCG@10 0.06145 at 2,839 steps "
+                                 "against the recipe re-measured in the same session, 0.10725 / 0.06039 at 2,868 "
+                                 "steps, "
                                  "beauty_levers_xeon_ref: -1.4 % / +1.8 %, each within one seed std); "
                                  "TrainConfig.recency_weight stays 0",
 }, "beauty_levers_xeon_ref": {
