@@ -154,6 +154,12 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                                  "steps, "
                                  "beauty_levers_xeon_ref: -1.4 % / +1.8 %, each within one seed std); "
                                  "TrainConfig.recency_weight stays 0",
+    "grouped_collab60_batch128": "dropped (batch 128: Recall@10 0.10300 / NDCG@10 0.05780, 4,773 steps but 17 % fewer "
+                                 "samples a second; -4.0 % / -4.3 % against the same-session reference of "
+                                 "beauty_levers_xeon_ref, below the 3-seed mean too); batch_size stays 256",
+    "grouped_collab60_batch512": "dropped (batch 512: Recall@10 0.10175 / NDCG@10 0.05852, 1,492 steps at 4 % more "
+                                 "samples a second; -5.1 % / -3.1 % against the same-session reference); batch_size "
+                                 "stays 256",
 }, "beauty_levers_xeon_ref": {
     "grouped_collab60": "the reference of the recency lever: the recipe's seed 0 re-measured in that lever's session "
                         "(the machine ran faster than for this table's 3 seeds: 2,868 steps against 2,231)",
