@@ -163,6 +163,10 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
     "grouped_collab60_batch512": "dropped (batch 512: Recall@10 0.10175 / NDCG@10 0.05852, 1,492 steps at 4 % more "
                                  "samples a second; -5.1 % / -3.1 % against the same-session reference); batch_size "
                                  "stays 256",
+    "grouped_collab60_dropout0": "promising, not the default (dropout 0: Recall@10 0.10950 / NDCG@10 0.06271, +2.1 % / "
+                                 "+3.8 % against the same-session reference, at 3,592 steps, 25 % more as no mask is "
+                                 "drawn; one seed); unmeasured at the hour, where width 128's 10-minute gain did not "
+                                 "hold and the one-hour generator gained most from more dropout",
 }, "beauty_levers_xeon_ref": {
     "grouped_collab60": "the reference of the recency lever: the recipe's seed 0 re-measured in that lever's session "
                         "(the machine ran faster than for this table's 3 seeds: 2,868 steps against 2,231)",
