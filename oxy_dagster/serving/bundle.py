@@ -83,10 +83,11 @@ def load_bundle(path: str | Path) -> ServingModel:
     if cat.fingerprint() != manifest["sid_fingerprint"]:
         raise ValueError(f"{path}: codes do not match the manifest's SID fingerprint")
     text = load_file(str(path / "item_text.safetensors"))["text"]
+    ensemble = manifest["format"] == ENSEMBLE_FORMAT
     generators = [Generator(GeneratorConfig.from_saved(c), torch.from_numpy(cat.codes), torch.from_numpy(cat.cate),
                             torch.from_numpy(cat.brand), text)
-                  for c in manifest.get("members") or [manifest["model"]]]
-    model = GeneratorEnsemble(generators) if manifest["format"] == ENSEMBLE_FORMAT else generators[0]
+                  for c in (manifest["members"] if ensemble else [manifest["model"]])]
+    model = GeneratorEnsemble(generators) if ensemble else generators[0]
     model.load_state_dict(load_file(str(path / "model.safetensors")))
     users = pd.read_parquet(path / "users.parquet").set_index("user_id")
     pools = {s: np.array([cat.row[i] for i in ids if i in cat.row], dtype=np.int64)
