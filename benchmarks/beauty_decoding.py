@@ -29,7 +29,7 @@ from benchmarks.beauty_eval import candidates, scored, split_rows
 from benchmarks.common import RESULTS, write_result
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.ensemble import CodebookEnsemble, GeneratorEnsemble
-from oxy_dagster.model.pipeline import load_pretrained
+from oxy_dagster.model.pipeline import load_pretrained, load_pretrained_many
 from oxy_dagster.paths import work_dir as oxy_home
 
 
@@ -78,12 +78,10 @@ def main() -> None:
     paths = beauty_paths(args.workdir)
     models = oxy_home() / "bench" / "beauty-models"
     members_dir = Path(args.members_dir) if args.members_dir else models / args.version
-    members = []
-    for d in sorted(members_dir.glob("member*")):
-        model, cat, data, trie = load_pretrained(paths, args.version, out_dir=d)
-        members.append(model)
-    if len(members) < 2:
-        raise SystemExit(f"{members_dir} holds {len(members)} members: run benchmarks/beauty.py --members 3 first")
+    dirs = sorted(members_dir.glob("member*"))
+    if len(dirs) < 2:
+        raise SystemExit(f"{members_dir} holds {len(dirs)} members: run benchmarks/beauty.py --members 3 first")
+    members, cat, data, trie = load_pretrained_many(paths, args.version, dirs)
     rows = split_rows(data, "valid", members[0].pad_item, args.rows, sample=True)
     beams = [int(b) for b in args.beams.split(",")]
     n = len(members)

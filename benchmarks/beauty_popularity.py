@@ -31,7 +31,7 @@ from benchmarks.common import RESULTS, write_result
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.ensemble import GeneratorEnsemble
 from oxy_dagster.model.evaluate import ranking_metrics
-from oxy_dagster.model.pipeline import load_pretrained
+from oxy_dagster.model.pipeline import load_pretrained_many
 from oxy_dagster.paths import DataPaths
 from oxy_dagster.paths import work_dir as oxy_home
 
@@ -119,13 +119,12 @@ def main() -> None:
     ap.add_argument("--alphas", default="-0.1,0.05,0.1,0.2,0.3,0.5", help="popularity-correction weights to re-rank by")
     args = ap.parse_args()
     paths = beauty_paths(args.workdir)
-    loaded = [load_pretrained(paths, args.version, out_dir=Path(d)) for d in args.model_dirs.split(",")]
-    _, cat, data, trie = loaded[0]
-    model = GeneratorEnsemble([m for m, *_ in loaded]) if len(loaded) > 1 else loaded[0][0]
+    models, cat, data, trie = load_pretrained_many(paths, args.version, args.model_dirs.split(","))
+    model = GeneratorEnsemble(models) if len(models) > 1 else models[0]
     target_all = data.tensors["target"].numpy()
     train = (data.meta.split == "train").to_numpy() & (target_all < cat.pad)
     counts = np.bincount(target_all[train], minlength=cat.pad + 1)
-    result = {"buckets": bucket_names(), "members": len(loaded), "version": args.version}
+    result = {"buckets": bucket_names(), "members": len(models), "version": args.version}
     alphas, prior = sorted({0.0, *(float(a) for a in args.alphas.split(","))}), {}
     for split in ("valid", "test"):
         rows = split_rows(data, split, cat.pad, args.rows, sample=True)
@@ -142,7 +141,7 @@ def main() -> None:
             for n in bucket_names()), 5)
     if args.peer_minutes > 0:
         result["peer"] = peer_buckets(paths, cat, counts, args.peer_minutes)
-    write_result(args.name, result, {"version": args.version, "members": len(loaded), "rows": args.rows},
+    write_result(args.name, result, {"version": args.version, "members": len(models), "rows": args.rows},
                  artifacts=[plot(result, RESULTS / f"{args.name}.png")])
     print(result)
 

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from oxy_dagster.model import pipeline
 from oxy_dagster.model.config import EvalConfig, TrainConfig, preset
 from oxy_dagster.model.evaluate import evaluate, ranking_metrics
-from oxy_dagster.model.pipeline import build_pretrained, load_pretrained, offline_eval, prepare
+from oxy_dagster.model.pipeline import build_pretrained, load_pretrained, load_pretrained_many, offline_eval, prepare
 from oxy_dagster.sid.build import build_codebook
 
 
@@ -42,6 +43,27 @@ def test_checkpoint_from_another_codebook_is_refused(shop):
             load_pretrained(shop, "V1")
     finally:
         build_codebook(shop, "V1", width=32)  # the shared shop's codebook again (deterministic: same codes)
+
+
+@pytest.mark.slow
+def test_several_checkpoints_share_one_preparation_of_the_samples(shop, tmp_path, monkeypatch):
+    """An ensemble's members load with the catalogue and sample tensors built once; a member of another history
+    length gets its own, and every member's weights are those load_pretrained gives it alone."""
+    dirs = [tmp_path / "a", tmp_path / "b", tmp_path / "short"]
+    for d, seed, overrides in zip(dirs, (0, 1, 0), ({}, {}, {"max_short": 8})):
+        build_pretrained(shop, "V1", "tiny", TrainConfig(steps=2, batch_size=32, warmup=1, seed=seed, engine="torch"),
+                         out_dir=d, **overrides)
+    built = []
+    real = pipeline.prepare_inputs
+    monkeypatch.setattr(pipeline, "prepare_inputs", lambda *a, **k: built.append(a[2]) or real(*a, **k))
+    models, cat, data, _ = load_pretrained_many(shop, "V1", dirs)
+    assert built == [20, 8] and len(models) == 3
+    assert data.tensors["short_items"].shape[1] == 20 and len(cat.item_ids) == models[0].pad_item
+    for d, model in zip(dirs, models):
+        alone = load_pretrained(shop, "V1", out_dir=d)[0].state_dict()
+        assert all(np.array_equal(alone[k].numpy(), v.numpy()) for k, v in model.state_dict().items())
+    a, b = models[0].state_dict(), models[1].state_dict()
+    assert any(not np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)  # two seeds, two different members
 
 
 @pytest.mark.slow

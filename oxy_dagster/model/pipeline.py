@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from ..sid.text import shared_text_encoder
 from ..sid.versions import DEFAULT_VERSION
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import EvalConfig, GeneratorConfig, ModelChoice, TrainConfig, preset
-from .data import build_tensors, load_catalogue, profile_vocab_sizes
+from .data import Catalogue, SampleTensors, build_tensors, load_catalogue, profile_vocab_sizes
 from .evaluate import evaluate, history_repeat_rate
 from .generator import Generator
 from .launch import launch
@@ -38,20 +38,38 @@ def load_rewrites(paths: DataPaths) -> dict[str, str]:
     return dict(zip(df["query"], df["rewrite"]))
 
 
-def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, max_long: int = 64):
-    """Catalogue, sample tensors, model and trie for a SID version."""
+@dataclass(frozen=True)
+class ModelInputs:
+    """What every generator on one SID codebook shares: catalogue, sample tensors, the items' text vectors."""
+    version: str
+    max_short: int
+    cat: Catalogue
+    data: SampleTensors
+    text: np.ndarray
+
+
+def prepare_inputs(paths: DataPaths, version: str, max_short: int, max_long: int = 64) -> ModelInputs:
     cat = load_catalogue(paths.sid / version / "codes.parquet", paths.table("items"))
     samples = pq.read_table(paths.samples, columns=SAMPLE_COLUMNS).to_pandas()
-    data = build_tensors(samples, cat, cfg.max_short, max_long, shared_text_encoder(), rewrites=load_rewrites(paths))
-    cfg = replace(cfg, code_vocab=tuple(cat.vocab()), n_cate=int(cat.cate.max()) + 1,
-                  n_brand=int(cat.brand.max()) + 1, profile_vocab=profile_vocab_sizes(data.city_vocab),
-                  text_dim=data.tensors["reasoning"].shape[1])
+    data = build_tensors(samples, cat, max_short, max_long, shared_text_encoder(), rewrites=load_rewrites(paths))
     text = load_file(str(paths.sid / "encoded" / "embeddings.safetensors"))["text"]
     ids = pq.read_table(paths.sid / "encoded" / "item_ids.parquet").to_pandas().item_id.to_numpy().astype(str)
     if not np.array_equal(ids, cat.item_ids):
         raise ValueError("SID codebook and encoded items disagree on the catalogue; rematerialize the SID assets")
+    return ModelInputs(version, max_short, cat, data, text)
+
+
+def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, max_long: int = 64,
+            inputs: ModelInputs | None = None):
+    """Catalogue, sample tensors, model and trie for a SID version (``inputs`` reused where they fit ``cfg``)."""
+    if inputs is None or (inputs.version, inputs.max_short) != (version, cfg.max_short):
+        inputs = prepare_inputs(paths, version, cfg.max_short, max_long)
+    cat, data = inputs.cat, inputs.data
+    cfg = replace(cfg, code_vocab=tuple(cat.vocab()), n_cate=int(cat.cate.max()) + 1,
+                  n_brand=int(cat.brand.max()) + 1, profile_vocab=profile_vocab_sizes(data.city_vocab),
+                  text_dim=data.tensors["reasoning"].shape[1])
     model = Generator(cfg, torch.from_numpy(cat.codes), torch.from_numpy(cat.cate), torch.from_numpy(cat.brand),
-                      torch.from_numpy(text))
+                      torch.from_numpy(inputs.text))
     return cat, data, model, CodeTrie.build(cat.codes, cfg.code_vocab)
 
 
@@ -124,18 +142,35 @@ def plot_history(history: list[dict], path: Path) -> Path:
 
 def load_pretrained(paths: DataPaths, version: str, out_dir: Path | None = None):
     """Model + data + trie from the latest checkpoint; refuses a checkpoint of another SID codebook."""
-    out_dir = out_dir or paths.model(version)
+    model, inputs, trie = _load_checkpointed(paths, out_dir or paths.model(version))
+    return model, inputs.cat, inputs.data, trie
+
+
+def load_pretrained_many(paths: DataPaths, version: str, out_dirs: list):
+    """(models, catalogue, data, trie) of several checkpoints, the catalogue and sample tensors built once
+    for all that share a codebook and history length; the data and trie returned are the first model's."""
+    loaded, inputs = [], None
+    for out_dir in out_dirs or [paths.model(version)]:
+        model, inputs, trie = _load_checkpointed(paths, Path(out_dir), inputs)
+        loaded.append((model, inputs, trie))
+    _, first, trie = loaded[0]
+    return [m for m, *_ in loaded], first.cat, first.data, trie
+
+
+def _load_checkpointed(paths: DataPaths, out_dir: Path, inputs: ModelInputs | None = None):
     ckpt = latest_checkpoint(out_dir / "checkpoints")
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint under {out_dir}/checkpoints: materialize pretrained_checkpoint")
     state = json.loads((ckpt / "state.json").read_text())
     cfg = GeneratorConfig.from_saved(state["model"])
-    cat, data, model, trie = prepare(paths, state["sid_version"], cfg)
+    if inputs is None or (inputs.version, inputs.max_short) != (state["sid_version"], cfg.max_short):
+        inputs = prepare_inputs(paths, state["sid_version"], cfg.max_short)
+    cat, _, model, trie = prepare(paths, state["sid_version"], cfg, inputs=inputs)
     if state["sid_fingerprint"] != cat.fingerprint():
         raise ValueError(f"checkpoint {ckpt} belongs to SID {state['sid_version']} codes "
                          f"{state['sid_fingerprint']}, not the current {cat.fingerprint()}")
     load_checkpoint(ckpt, model)
-    return model.eval(), cat, data, trie
+    return model.eval(), inputs, trie
 
 
 def offline_eval(paths: DataPaths, version: str, cfg: EvalConfig | None = None, out_dir: Path | None = None) -> dict:

@@ -17,7 +17,7 @@ from ..model.checkpoint import latest_checkpoint
 from ..model.decoding import beam_search
 from ..model.ensemble import GeneratorEnsemble
 from ..model.evaluate import evaluate
-from ..model.pipeline import SAMPLE_COLUMNS, load_pretrained, load_rewrites
+from ..model.pipeline import SAMPLE_COLUMNS, load_pretrained_many, load_rewrites
 from ..paths import DataPaths
 from ..reasoning.intents import normalise_query
 from ..settings import setting
@@ -44,9 +44,8 @@ def candidate_dirs(paths: DataPaths, version: str, name: str) -> list:
 
 def load_generators(paths: DataPaths, version: str, model_dirs: list):
     """(generator, or the ensemble of several, catalogue, sample tensors, trie) of checkpoints on SID ``version``."""
-    loaded = [load_pretrained(paths, version, out_dir=d) for d in model_dirs]
-    _, cat, data, trie = loaded[0]
-    model = loaded[0][0] if len(loaded) == 1 else GeneratorEnsemble([m for m, *_ in loaded]).eval()
+    models, cat, data, trie = load_pretrained_many(paths, version, model_dirs)
+    model = models[0] if len(models) == 1 else GeneratorEnsemble(models).eval()
     return model, cat, data, trie
 
 
