@@ -166,10 +166,18 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
     "grouped_collab60_batch512": "dropped (batch 512: Recall@10 0.10175 / NDCG@10 0.05852, 1,492 steps at 4 % more "
                                  "samples a second; -5.1 % / -3.1 % against the same-session reference); batch_size "
                                  "stays 256",
-    "grouped_collab60_dropout0": "promising, not the default (dropout 0: Recall@10 0.10950 / NDCG@10 0.06271, +2.1 % / "
-                                 "+3.8 % against the same-session reference, at 3,592 steps, 25 % more as no mask is "
-                                 "drawn; one seed); unmeasured at the hour, where width 128's 10-minute gain did not "
-                                 "hold and the one-hour generator gained most from more dropout",
+    "grouped_collab60_dropout0": "dropped (dropout 0: +2.1 % / +3.8 % against the same-session reference at 10 "
+                                 "minutes, Recall@10 0.10950 / NDCG@10 0.06271, one seed; at the hour's member "
+                                 "length of 20 minutes it overfits: -27 % / -26 %, beauty_levers_xeon_20min); "
+                                 "dropout stays 0.1",
+}, "beauty_levers_xeon_20min": {
+    "grouped_collab60": "the hour's member recipe at a member's own length (20 minutes, seed 0): this table's "
+                        "reference",
+    "grouped_collab60_dropout0": "dropped: overfits at 20 minutes (Recall@10 0.07913 / NDCG@10 0.04766, -27 % / -26 % "
+                                 "against the reference; training loss 1.62 against 2.33 after 7,994 steps); its "
+                                 "10-minute gain was a model stopped before it overfits; dropout stays 0.1",
+    "grouped_collab60_dropout20": "no gain (dropout 0.2: Recall@10 0.10837, level, NDCG@10 0.06183, -4.3 %, at 4,811 "
+                                  "steps, the machine running slower during it); dropout stays 0.1",
 }, "beauty_levers_xeon_ref": {
     "grouped_collab60": "the reference of the recency lever: the recipe's seed 0 re-measured in that lever's session "
                         "(the machine ran faster than for this table's 3 seeds: 2,868 steps against 2,231)",
@@ -292,7 +300,8 @@ def main() -> None:
         if base:
             row["ratio_to_baseline"] = {k: round(row[k] / max(base[k], 1e-9), 3) for k in KEYS}
     write_result(args.name, {"split": "valid", "budget_s": args.budget_min * 60, "recipe": RECIPE,
-                             "kept_decided_at": "10 minutes (DECISIONS)", "levers": levers},
+                             "kept_decided_at": f"{args.budget_min:g} minutes (TABLE_DECISIONS)"
+                             if args.name in TABLE_DECISIONS else "10 minutes (DECISIONS)", "levers": levers},
                  {"budget_min": args.budget_min, "eval_rows": args.eval_rows, "beam": args.beam})
     for name, row in levers.items():
         print(f"{name:24s} R@10 {row['recall@10']:.4f} N@10 {row['ndcg@10']:.4f} plain {row['plain']} "
