@@ -59,11 +59,16 @@ def prepare_inputs(paths: DataPaths, version: str, max_short: int, max_long: int
     return ModelInputs(version, max_short, cat, data, text)
 
 
-def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, max_long: int = 64,
-            inputs: ModelInputs | None = None):
+def inputs_for(paths: DataPaths, version: str, max_short: int, inputs: ModelInputs | None = None) -> ModelInputs:
+    """``inputs`` where they were built for this codebook and history length, else freshly prepared ones."""
+    if inputs is not None and (inputs.version, inputs.max_short) == (version, max_short):
+        return inputs
+    return prepare_inputs(paths, version, max_short)
+
+
+def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, inputs: ModelInputs | None = None):
     """Catalogue, sample tensors, model and trie for a SID version (``inputs`` reused where they fit ``cfg``)."""
-    if inputs is None or (inputs.version, inputs.max_short) != (version, cfg.max_short):
-        inputs = prepare_inputs(paths, version, cfg.max_short, max_long)
+    inputs = inputs_for(paths, version, cfg.max_short, inputs)
     cat, data = inputs.cat, inputs.data
     cfg = replace(cfg, code_vocab=tuple(cat.vocab()), n_cate=int(cat.cate.max()) + 1,
                   n_brand=int(cat.brand.max()) + 1, profile_vocab=profile_vocab_sizes(data.city_vocab),
@@ -163,8 +168,7 @@ def _load_checkpointed(paths: DataPaths, out_dir: Path, inputs: ModelInputs | No
         raise FileNotFoundError(f"no checkpoint under {out_dir}/checkpoints: materialize pretrained_checkpoint")
     state = json.loads((ckpt / "state.json").read_text())
     cfg = GeneratorConfig.from_saved(state["model"])
-    if inputs is None or (inputs.version, inputs.max_short) != (state["sid_version"], cfg.max_short):
-        inputs = prepare_inputs(paths, state["sid_version"], cfg.max_short)
+    inputs = inputs_for(paths, state["sid_version"], cfg.max_short, inputs)
     cat, _, model, trie = prepare(paths, state["sid_version"], cfg, inputs=inputs)
     if state["sid_fingerprint"] != cat.fingerprint():
         raise ValueError(f"checkpoint {ckpt} belongs to SID {state['sid_version']} codes "
