@@ -88,8 +88,9 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     "grouped_collab60_batch512": ({}, {**GROUPED, "batch_size": 512}),
     # no dropout at all (the recipe's 0.1 off): cheaper steps, no noise, for a budget too short to overfit
     "grouped_collab60_dropout0": ({"dropout": 0.0}, GROUPED),
-    # the other direction, for the hour's 20-minute members: dropout 0 overfits there (training loss 1.61 against
-    # 2.32 after 15 epochs), so twice the recipe's dropout, without the label smoothing that sank the mild recipe
+    # the other direction, for the hour's 20-minute members: dropout 0 overfits there (training loss 1.62 against
+    # 2.33 after 15 epochs, beauty_levers_xeon_20min), so twice the recipe's dropout, without the label smoothing
+    # that sank the mild recipe
     "grouped_collab60_dropout20": ({"dropout": 0.2}, GROUPED),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
