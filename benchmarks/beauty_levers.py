@@ -179,9 +179,10 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                                  "10-minute gain was a model stopped before it overfits; dropout stays 0.1",
     "grouped_collab60_dropout20": "no gain (dropout 0.2: Recall@10 0.10837, level, NDCG@10 0.06183, -4.3 %, at 4,811 "
                                   "steps, the machine running slower during it); dropout stays 0.1",
-    "grouped_collab60_itemid": "not decided (item_id_emb at 20 minutes: Recall@10 0.11038 / NDCG@10 0.06686, +1.5 % / "
-                               "+3.5 % against the reference, plain -0.8 % / +2.4 %, at 83 % of its steps; one seed, "
-                               "within the recipe's seed std on Recall@10): a candidate for the hour's members",
+    "grouped_collab60_itemid": "not kept (item_id_emb at 20 minutes: Recall@10 0.11038 / NDCG@10 0.06686, +1.5 % / "
+                               "+3.5 % against the reference, plain -0.8 % / +2.4 %, at 83 % of its steps, one seed; "
+                               "at the hour, beauty-hour-itemid, level on every validation user: 0.10701 / 0.06408 "
+                               "against beauty's 0.1072 / 0.0631); item_id_emb stays off",
 }, "beauty_levers_xeon_ref": {
     "grouped_collab60": "the reference of the recency lever: the recipe's seed 0 re-measured in that lever's session "
                         "(the machine ran faster than for this table's 3 seeds: 2,868 steps against 2,231)",
