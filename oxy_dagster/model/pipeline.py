@@ -40,12 +40,14 @@ def load_rewrites(paths: DataPaths) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ModelInputs:
-    """What every generator on one SID codebook shares: catalogue, sample tensors, the items' text vectors."""
+    """What every generator on one SID codebook shares: catalogue, sample tensors, the items' text vectors and
+    the trie of the codebook's code tuples."""
     version: str
     max_short: int
     cat: Catalogue
     data: SampleTensors
     text: np.ndarray
+    trie: CodeTrie
 
 
 def prepare_inputs(paths: DataPaths, version: str, max_short: int, max_long: int = 64) -> ModelInputs:
@@ -56,7 +58,7 @@ def prepare_inputs(paths: DataPaths, version: str, max_short: int, max_long: int
     ids = pq.read_table(paths.sid / "encoded" / "item_ids.parquet").to_pandas().item_id.to_numpy().astype(str)
     if not np.array_equal(ids, cat.item_ids):
         raise ValueError("SID codebook and encoded items disagree on the catalogue; rematerialize the SID assets")
-    return ModelInputs(version, max_short, cat, data, text)
+    return ModelInputs(version, max_short, cat, data, text, CodeTrie.build(cat.codes, tuple(cat.vocab())))
 
 
 def inputs_for(paths: DataPaths, version: str, max_short: int, inputs: ModelInputs | None = None) -> ModelInputs:
@@ -75,7 +77,7 @@ def prepare(paths: DataPaths, version: str, cfg: GeneratorConfig, inputs: ModelI
                   text_dim=data.tensors["reasoning"].shape[1])
     model = Generator(cfg, torch.from_numpy(cat.codes), torch.from_numpy(cat.cate), torch.from_numpy(cat.brand),
                       torch.from_numpy(inputs.text))
-    return cat, data, model, CodeTrie.build(cat.codes, cfg.code_vocab)
+    return cat, data, model, inputs.trie
 
 
 def build_pretrained(paths: DataPaths, version: str = DEFAULT_VERSION, size: str = ModelChoice.size,
@@ -147,19 +149,19 @@ def plot_history(history: list[dict], path: Path) -> Path:
 
 def load_pretrained(paths: DataPaths, version: str, out_dir: Path | None = None):
     """Model + data + trie from the latest checkpoint; refuses a checkpoint of another SID codebook."""
-    model, inputs, trie = _load_checkpointed(paths, out_dir or paths.model(version))
-    return model, inputs.cat, inputs.data, trie
+    model, inputs = _load_checkpointed(paths, out_dir or paths.model(version))
+    return model, inputs.cat, inputs.data, inputs.trie
 
 
 def load_pretrained_many(paths: DataPaths, version: str, out_dirs: list):
-    """(models, catalogue, data, trie) of several checkpoints, the catalogue and sample tensors built once
+    """(models, catalogue, data, trie) of several checkpoints, the catalogue, sample tensors and trie built once
     for all that share a codebook and history length; the data and trie returned are the first model's."""
     loaded, inputs = [], None
     for out_dir in out_dirs or [paths.model(version)]:
-        model, inputs, trie = _load_checkpointed(paths, Path(out_dir), inputs)
-        loaded.append((model, inputs, trie))
-    _, first, trie = loaded[0]
-    return [m for m, *_ in loaded], first.cat, first.data, trie
+        model, inputs = _load_checkpointed(paths, Path(out_dir), inputs)
+        loaded.append((model, inputs))
+    first = loaded[0][1]
+    return [m for m, _ in loaded], first.cat, first.data, first.trie
 
 
 def _load_checkpointed(paths: DataPaths, out_dir: Path, inputs: ModelInputs | None = None):
@@ -169,12 +171,12 @@ def _load_checkpointed(paths: DataPaths, out_dir: Path, inputs: ModelInputs | No
     state = json.loads((ckpt / "state.json").read_text())
     cfg = GeneratorConfig.from_saved(state["model"])
     inputs = inputs_for(paths, state["sid_version"], cfg.max_short, inputs)
-    cat, _, model, trie = prepare(paths, state["sid_version"], cfg, inputs=inputs)
+    cat, _, model, _ = prepare(paths, state["sid_version"], cfg, inputs=inputs)
     if state["sid_fingerprint"] != cat.fingerprint():
         raise ValueError(f"checkpoint {ckpt} belongs to SID {state['sid_version']} codes "
                          f"{state['sid_fingerprint']}, not the current {cat.fingerprint()}")
     load_checkpoint(ckpt, model)
-    return model.eval(), inputs, trie
+    return model.eval(), inputs
 
 
 def offline_eval(paths: DataPaths, version: str, cfg: EvalConfig | None = None, out_dir: Path | None = None) -> dict:
