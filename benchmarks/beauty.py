@@ -49,7 +49,7 @@ KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 def recipe(args) -> dict:
     """The generator overrides this run trains with (regularisation levers of #15)."""
     return {"dropout": args.dropout, "emb_dropout": args.emb_dropout, "label_smoothing": args.label_smoothing,
-            "item_id_emb": args.item_id_emb, "tie_heads": args.tie_heads}
+            "item_id_emb": args.item_id_emb, "tie_heads": args.tie_heads, "user_buckets": args.user_buckets}
 
 
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -84,8 +84,7 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
             "train_wall_s": round(wall, 1), "trained_s": round(trained_s, 1),
             "steps_done": info["steps"], "epochs": round(info["steps"] * args.batch_size / info["train_samples"], 2),
             "final_loss": info["final_loss"], "params": info["params"], "seed": args.seed, "sid_version": version,
-            "recipe": {k: info["model"][k] for k in ("dense_weight", "dense_mix", "dropout", "emb_dropout",
-                                                     "label_smoothing", "item_id_emb", "tie_heads", "d_model")}
+            "recipe": {k: info["model"][k] for k in ("dense_mix", *recipe(args), "dense_weight", "d_model")}
             | {"group_by_length": cfg.group_by_length, "autocast": cfg.autocast, "recency_weight": cfg.recency_weight}}
 
 
@@ -290,6 +289,8 @@ def parser() -> argparse.ArgumentParser:
                     help="a learned per-item input vector beside the semantic ID's codes (GeneratorConfig.item_id_emb)")
     ap.add_argument("--tie-heads", action="store_true",
                     help="each code level's output head shares its code embedding's matrix (GeneratorConfig.tie_heads)")
+    ap.add_argument("--user-buckets", type=int, default=GeneratorConfig.user_buckets,
+                    help="TIGER's hashed user-ID vectors on the profile token (GeneratorConfig.user_buckets; 0: none)")
     ap.add_argument("--members", type=int, default=1,
                     help="> 1: train that many generators for budget / members each and decode them as one ensemble")
     ap.add_argument("--member-versions", default=None,

@@ -92,6 +92,9 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     # 2.33 after 15 epochs, beauty_levers_xeon_20min), so twice the recipe's dropout, without the label smoothing
     # that sank the mild recipe
     "grouped_collab60_dropout20": ({"dropout": 0.2}, GROUPED),
+    # TIGER's hashed user-ID token (GeneratorConfig.user_buckets, TIGER's 2,000 buckets for Beauty's 22,363 users):
+    # a per-user vector on the profile token, which Beauty's users otherwise leave empty (no age, city or tier)
+    "grouped_collab60_user2000": ({"user_buckets": 2000}, GROUPED),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
@@ -100,7 +103,7 @@ CODEBOOKS: dict[str, dict] = {
     "grouped_collab60_members2": {"collaborative": 0.6},
     **{f"grouped_collab60_{k}": {"collaborative": 0.6}
        for k in ("lr1e3", "lr4e3", "wide", "deep", "wd", "itemid", "mild", "tied", "recency3", "batch128", "batch512",
-                 "dropout0", "dropout20")},
+                 "dropout0", "dropout20", "user2000")},
     "grouped_collab60_width128": {"collaborative": 0.6, "width": 128},
     "grouped_collab60_width64": {"collaborative": 0.6, "width": 64},
     "grouped_collab60_width64_levels4": {"collaborative": 0.6, "width": 64, "levels": 4},

@@ -102,13 +102,15 @@ def test_bundle_reproduces_offline_evaluation_and_choice(shop, bundle):
 @pytest.mark.slow
 def test_an_ensemble_candidate_is_chosen_exported_and_served_as_offline_eval_decodes_it(shop, bundle, tmp_path):
     """``a+b`` in DeployConfig.candidates: two generators decoded as one (GeneratorEnsemble), compared on validation
-    with the single ones, exported as one bundle (format /2) whose served top-10 equals offline beam search's."""
+    with the single ones, exported as one bundle (format /2) whose served top-10 equals offline beam search's. The
+    second member has hashed user-ID vectors (``user_buckets``), so the equal lists also say the service hashes the
+    request's user id as training hashed the samples'."""
     from oxy_dagster.model.ensemble import GeneratorEnsemble
     from oxy_dagster.sid.text import shared_text_encoder
 
     other = f"{NAME}-seed1"
     build_pretrained(shop, "V1", "tiny", TrainConfig(steps=40, batch_size=128, warmup=5, lr=3e-3, seed=1,
-                                                     engine="torch"), out_dir=shop.model("V1", other))
+                                                     engine="torch"), out_dir=shop.model("V1", other), user_buckets=64)
     pair = f"{NAME}+{other}"
     best, figures = choose(shop, "V1", DeployConfig(candidates=f"{NAME},{other},{pair}", select_rows=50, beam=10))
     assert set(figures) == {NAME, other, pair} and figures[pair]["evaluated"] == 50 and best in figures

@@ -55,6 +55,9 @@ class GeneratorConfig:
     # each code level's output head shares its weight matrix with that level's input code embedding (its own
     # bias), as language models tie input and output embeddings: a code is scored by its own vector
     tie_heads: bool = False
+    # TIGER's hashed user-ID token: the user id hashed into this many learned vectors, one added to the encoder's
+    # profile token, so a user's training samples teach the model that user (0: none; TIGER uses 2,000)
+    user_buckets: int = 0
 
     def __post_init__(self):
         if self.placement not in PLACEMENTS:
@@ -74,7 +77,7 @@ class GeneratorConfig:
 
 # fields newer than some saved configs: their "off"
 ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "emb_dropout": 0.0, "label_smoothing": 0.0,
-                   "item_id_emb": False, "tie_heads": False}
+                   "item_id_emb": False, "tie_heads": False, "user_buckets": 0}
 
 # Seed Table 3 (hidden / intermediate, experts total / active) and CPU-sized presets.
 PRESETS: dict[str, dict] = {
@@ -113,6 +116,7 @@ class ModelChoice:
     label_smoothing: float = setting(GeneratorConfig.label_smoothing, "label smoothing of each code level's loss")
     item_id_emb: bool = setting(GeneratorConfig.item_id_emb, "a learned per-item input vector beside the codes")
     tie_heads: bool = setting(GeneratorConfig.tie_heads, "output heads share the code embeddings' weights")
+    user_buckets: int = setting(GeneratorConfig.user_buckets, "hashed user-ID vectors on the profile token (0: none)")
 
     def overrides(self) -> dict:
         """GeneratorConfig fields this choice sets (everything but the preset name)."""

@@ -9,6 +9,7 @@ with the shared text encoder; other samples use the model's learnable default.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,8 +45,6 @@ class Catalogue:
         return [int(self.codes[:, i].max()) + 1 for i in range(self.codes.shape[1])]
 
     def fingerprint(self) -> str:
-        import hashlib
-
         return hashlib.sha256(self.codes.tobytes() + "\n".join(self.item_ids).encode()).hexdigest()[:16]
 
 
@@ -100,6 +99,12 @@ def _behaviors(lists, length: int) -> np.ndarray:
     return out
 
 
+def user_hash(user_id) -> int:
+    """A user id's stable 62-bit hash (the same in every process, unlike ``hash``): the generator takes it modulo
+    its ``user_buckets`` for TIGER's hashed user-ID token; training and serving both hash with this."""
+    return int.from_bytes(hashlib.blake2b(str(user_id).encode(), digest_size=8).digest(), "little") >> 2
+
+
 def _vocab_ids(values: pd.Series, vocab: list[str]) -> np.ndarray:
     index = {v: i + 1 for i, v in enumerate(vocab)}  # 0 = unknown / missing
     return values.map(lambda v: index.get(v, 0)).to_numpy(np.int64)
@@ -132,6 +137,7 @@ def build_tensors(samples: pd.DataFrame, cat: Catalogue, max_short: int, max_lon
         "weight": samples.weight.to_numpy(np.float32),
         **{f"profile_{k}": _vocab_ids(samples[k], v) for k, v in PROFILE_VOCABS.items()},
         "profile_city": _vocab_ids(samples.city, city_vocab),
+        "user_hash": samples.user_id.map({u: user_hash(u) for u in samples.user_id.unique()}).to_numpy(np.int64),
     }
     tensors["scenario"] = np.clip(tensors["scenario"], 0, None)
     meta = samples[[c for c in ("user_id", "split", "scenario", "target_item_id", "timestamp") if c in samples]]

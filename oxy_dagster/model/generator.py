@@ -1,7 +1,7 @@
 """The OxygenREC fast-thinking generator (seed 2.3): encoder-decoder with instruction token, IGR and Q2I.
 
-Encoder input: one profile token, the short-term behaviour sequence, and the
-top-k long-term items chosen by Instruction-Guided Retrieval (IGR). An item
+Encoder input: one profile token (plus TIGER's hashed user-ID vector with ``user_buckets``), the short-term
+behaviour sequence, and the top-k long-term items chosen by Instruction-Guided Retrieval (IGR). An item
 token is the sum of its code embeddings, its side features (leaf category,
 brand) and its behaviour type. Decoder input: BOS and the instruction token
 (placed as configured, seed Table 5), then the item's codes. The instruction
@@ -62,6 +62,8 @@ class Generator(nn.Module):
         self.pos_emb = nn.Embedding(cfg.max_short + cfg.igr_k + 1, d)
         self.segment_emb = nn.Embedding(3, d)  # profile, short-term, long-term
         self.profile_emb = nn.ModuleDict({k: nn.Embedding(v, d) for k, v in cfg.profile_vocab.items()})
+        if cfg.user_buckets:
+            self.user_emb = nn.Embedding(cfg.user_buckets, d)
         # instruction
         self.scenario_emb = nn.Embedding(cfg.n_scenarios, d)
         self.default_trigger = nn.Parameter(torch.randn(d) * 0.02)
@@ -149,6 +151,8 @@ class Generator(nn.Module):
         long_rows = self.retrieve_long(query, batch["long_items"])
         long_rows = long_rows[:, (long_rows != self.pad_item).any(0)]
         prof = sum(emb(batch[f"profile_{k}"]) for k, emb in self.profile_emb.items()) + self.segment_emb.weight[0]
+        if self.cfg.user_buckets:
+            prof = prof + self.user_emb(batch["user_hash"] % self.cfg.user_buckets)
         pos = torch.arange(first, first + short.shape[1], device=short.device)  # a column keeps its position
         s_tok = self.item_embedding(short) + self.behavior_emb(beh) + self.pos_emb(pos) + self.segment_emb.weight[1]
         l_tok = self.item_embedding(long_rows).detach() + self.segment_emb.weight[2]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..data.contract import SCENARIOS
-from ..model.data import BEHAVIOR_IDS, PROFILE_VOCABS
+from ..model.data import BEHAVIOR_IDS, PROFILE_VOCABS, user_hash
 from ..model.fast_decoding import BeamDecoder, SampleConfig
 from ..model.trie import CodeTrie, DenseTrie
 from .bundle import ServingModel
@@ -135,6 +135,7 @@ class Runtime:
         for k, ids in self.profile_ids.items():
             t[f"profile_{k}"] = ids.get(profile[k], 0) if profile is not None else 0
         t["profile_city"] = self.city.get(profile["city"], 0) if profile is not None else 0
+        t["user_hash"] = user_hash(req.user_id)
         t["target"], t["weight"] = pad, 1.0
         info["cold_start"] = profile is None and not events
         info["exclude"] = rows if req.exclude_history else []
