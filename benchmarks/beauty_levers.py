@@ -186,6 +186,17 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                                "+3.5 % against the reference, plain -0.8 % / +2.4 %, at 83 % of its steps, one seed; "
                                "at the hour, beauty-hour-itemid, level on every validation user: 0.10701 / 0.06408 "
                                "against beauty's 0.1072 / 0.0631); item_id_emb stays off",
+    "grouped_collab60_user2000": "not kept (TIGER's hashed user-ID token, 2,000 buckets: seed 0 Recall@10 0.10950 / "
+                                 "NDCG@10 0.06291 at 8,452 steps; against the recipe re-measured in the same session, "
+                                 "2 seeds each, beauty_levers_xeon_20min_ref: +0.9 % / -2.0 %, plain -1.0 % / -2.3 %, "
+                                 "within the recipe's seed std); user_buckets stays 0",
+}, "beauty_levers_xeon_20min_ref": {
+    "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
+                        "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "
+                        "7,723-8,335 steps against 6,468)",
+    "grouped_collab60_user2000": "not kept (2 seeds: Recall@10 0.10969 / NDCG@10 0.06382 against the reference's "
+                                 "0.10869 / 0.06510, +0.9 % / -2.0 %, plain -1.0 % / -2.3 %, each within the "
+                                 "reference's seed std of 0.0029 / 0.0030); user_buckets stays 0",
 }, "beauty_levers_xeon_ref": {
     "grouped_collab60": "the reference of the recency lever: the recipe's seed 0 re-measured in that lever's session "
                         "(the machine ran faster than for this table's 3 seeds: 2,868 steps against 2,231)",
