@@ -63,7 +63,7 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
     cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60, batch_size=args.batch_size, lr=args.lr, warmup=200,
                       seed=args.seed, log_every=50, ckpt_every=10**6, engine="torch",
                       group_by_length=args.group_by_length, autocast=args.autocast,
-                      recency_weight=args.recency_weight)
+                      recency_weight=args.recency_weight, ema_decay=args.ema_decay)
     segment = args.curve_every_min * 60
     print(f"{version}: training for {args.budget_min} min of wall clock", flush=True)
     curve, wall, best = [], 0.0, None
@@ -85,7 +85,8 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
             "steps_done": info["steps"], "epochs": round(info["steps"] * args.batch_size / info["train_samples"], 2),
             "final_loss": info["final_loss"], "params": info["params"], "seed": args.seed, "sid_version": version,
             "recipe": {k: info["model"][k] for k in ("dense_mix", *recipe(args), "dense_weight", "d_model")}
-            | {"group_by_length": cfg.group_by_length, "autocast": cfg.autocast, "recency_weight": cfg.recency_weight}}
+            | {"group_by_length": cfg.group_by_length, "autocast": cfg.autocast, "recency_weight": cfg.recency_weight,
+               "ema_decay": cfg.ema_decay}}
 
 
 def train_members(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -282,6 +283,8 @@ def parser() -> argparse.ArgumentParser:
                     help="bf16: the generator's forward under CPU autocast (AMX / AVX512-BF16 machines)")
     ap.add_argument("--recency-weight", type=float, default=TrainConfig.recency_weight,
                     help="TrainConfig.recency_weight: the loss leans to each user's late interactions")
+    ap.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay,
+                    help="TrainConfig.ema_decay: the members are read as their weights' moving average")
     ap.add_argument("--dropout", type=float, default=GeneratorConfig.dropout)
     ap.add_argument("--emb-dropout", type=float, default=GeneratorConfig.emb_dropout)
     ap.add_argument("--label-smoothing", type=float, default=GeneratorConfig.label_smoothing)

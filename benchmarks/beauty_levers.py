@@ -33,7 +33,7 @@ from benchmarks.beauty_data import beauty_paths, derived_codebook, prepare_data
 from benchmarks.beauty_eval import KEYS, candidates, scored, split_rows
 from benchmarks.common import write_result
 from oxy_dagster.io import write_json
-from oxy_dagster.model.checkpoint import latest_checkpoint
+from oxy_dagster.model.checkpoint import latest_checkpoint, load_checkpoint
 from oxy_dagster.model.config import TrainConfig
 from oxy_dagster.model.ensemble import GeneratorEnsemble
 from oxy_dagster.model.pipeline import pretrain
@@ -95,6 +95,9 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     # TIGER's hashed user-ID token (GeneratorConfig.user_buckets, TIGER's 2,000 buckets for Beauty's 22,363 users):
     # a per-user vector on the profile token, which Beauty's users otherwise leave empty (no age, city or tier)
     "grouped_collab60_user2000": ({"user_buckets": 2000}, GROUPED),
+    # an exponential moving average of the weights (TrainConfig.ema_decay; horizon ~1,000 steps, an eighth of a
+    # 20-minute member's): the run is also scored with its raw weights (``raw_weights``), a paired comparison
+    "grouped_collab60_ema999": ({}, {**GROUPED, "ema_decay": 0.999}),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
@@ -103,7 +106,7 @@ CODEBOOKS: dict[str, dict] = {
     "grouped_collab60_members2": {"collaborative": 0.6},
     **{f"grouped_collab60_{k}": {"collaborative": 0.6}
        for k in ("lr1e3", "lr4e3", "wide", "deep", "wd", "itemid", "mild", "tied", "recency3", "batch128", "batch512",
-                 "dropout0", "dropout20", "user2000")},
+                 "dropout0", "dropout20", "user2000", "ema999")},
     "grouped_collab60_width128": {"collaborative": 0.6, "width": 128},
     "grouped_collab60_width64": {"collaborative": 0.6, "width": 64},
     "grouped_collab60_width64_levels4": {"collaborative": 0.6, "width": 64, "levels": 4},
@@ -269,6 +272,11 @@ def run_lever(paths: DataPaths, name: str, seed: int, args) -> dict:
               "samples_per_s": round(info["steps"] * train_kw["batch_size"] / train_s, 1),
               "final_loss": info["final_loss"], "train_wall_s": round(train_s, 1),
               "eval_wall_s": round(time.perf_counter() - t0, 1), "evaluated": int(len(rows))}
+    if train_kw.get("ema_decay", 0) > 0:  # the same run read with its raw weights: the average's paired effect
+        for i, m in enumerate(models):
+            load_checkpoint(latest_checkpoint((out / f"member{i}" if n > 1 else out) / "checkpoints"), m)
+        c = candidates(model, data, trie, rows, args.beam, desc="valid candidates, raw weights")
+        result["raw_weights"] = {**scored(c, target, 0.0, True), "plain": scored(c, target, 0.0, False)}
     write_json(done, result)
     print(name, {k: result[k] for k in (*KEYS, "plain", "best_mix", "steps")}, flush=True)
     return result

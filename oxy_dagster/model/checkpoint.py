@@ -2,8 +2,9 @@
 
 A checkpoint is a directory ``step-<n>/`` with ``model.safetensors``,
 ``optimizer.safetensors`` (every tensor of the optimizer state and the torch RNG
-state) and ``state.json`` (step, scheduler state, param groups, config, the SID
-fingerprint). It is written to a temporary directory and renamed, and
+state), ``state.json`` (step, scheduler state, param groups, config, the SID
+fingerprint) and, when the run averages its weights, ``average.safetensors``
+(``averaging.py``). It is written to a temporary directory and renamed, and
 ``latest`` is updated last, so a killed run never leaves a half checkpoint
 where resume would look.
 """
@@ -18,10 +19,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..io import atomic_dir, write_text
+from .averaging import AVERAGE_FILE
 
 
 def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler, extra: dict, keep: int = 2) -> Path:
+                    scheduler, extra: dict, keep: int = 2, averaged: dict | None = None) -> Path:
     root = Path(root)
     final = root / f"step-{step:08d}"
     opt = optimizer.state_dict()
@@ -39,6 +41,8 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
         tmp.mkdir()
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
         save_file(tensors, str(tmp / "optimizer.safetensors"))
+        if averaged is not None:
+            save_file(averaged, str(tmp / AVERAGE_FILE))
         (tmp / "state.json").write_text(json.dumps(state, default=str))
     write_latest(root, final, keep)
     return final

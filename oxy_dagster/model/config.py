@@ -147,6 +147,9 @@ class TrainConfig:
                                          "user's training samples (0 the first, 1 the latest), rescaled to mean 1: "
                                          "the loss leans to each user's late interactions, which the held-out "
                                          "targets follow")
+    ema_decay: float = setting(0.0, "> 0: keep an exponential moving average of the weights with this decay per step; "
+                                    "checkpoints carry it and evaluation, serving and post-training read it "
+                                    "(0: the raw weights)")
     autocast: str = setting("off", "bf16: the forward pass under torch.autocast in bfloat16, float32 weights "
                                    "(engine=torch; pays on CPUs with AMX for long batches); off: float32")
     engine: str = setting("deepspeed", "torch (plain, one process) or deepspeed (ZeRO, any world size)")

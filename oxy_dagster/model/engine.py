@@ -31,7 +31,7 @@ class Engine(Protocol):
     def step(self, loss: torch.Tensor) -> None: ...
     @property
     def lr(self) -> float: ...
-    def save(self, root: Path, step: int, extra: dict) -> Path: ...
+    def save(self, root: Path, step: int, extra: dict, averaged: dict | None = None) -> Path: ...
     def load(self, ckpt: Path) -> dict: ...
     def finish(self) -> None: ...
 
@@ -66,8 +66,8 @@ class TorchEngine:
     def lr(self) -> float:
         return self.sched.get_last_lr()[0]
 
-    def save(self, root: Path, step: int, extra: dict) -> Path:
-        return save_checkpoint(root, step, self.model, self.opt, self.sched, extra)
+    def save(self, root: Path, step: int, extra: dict, averaged: dict | None = None) -> Path:
+        return save_checkpoint(root, step, self.model, self.opt, self.sched, extra, averaged=averaged)
 
     def load(self, ckpt: Path) -> dict:
         return load_checkpoint(ckpt, self.model, self.opt, self.sched)

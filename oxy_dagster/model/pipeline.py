@@ -15,6 +15,7 @@ from ..io import save_figure, write_json
 from ..paths import DataPaths
 from ..sid.text import shared_text_encoder
 from ..sid.versions import DEFAULT_VERSION
+from .averaging import load_average
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import EvalConfig, GeneratorConfig, ModelChoice, TrainConfig, preset
 from .data import Catalogue, SampleTensors, build_tensors, load_catalogue, profile_vocab_sizes
@@ -176,6 +177,7 @@ def _load_checkpointed(paths: DataPaths, out_dir: Path, inputs: ModelInputs | No
         raise ValueError(f"checkpoint {ckpt} belongs to SID {state['sid_version']} codes "
                          f"{state['sid_fingerprint']}, not the current {cat.fingerprint()}")
     load_checkpoint(ckpt, model)
+    load_average(ckpt, model)  # a run with ema_decay > 0 is read as its averaged weights
     return model.eval(), inputs
 
 

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from ..settings import from_dict
+from .averaging import WeightAverage
 from .checkpoint import latest_checkpoint
 from .config import TrainConfig
 from .engine import make_engine
@@ -119,6 +120,7 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
         start, trained_before = resumed["step"], float(resumed.get("trained_s", 0.0))
     else:
         trained_before = 0.0
+    average = _weight_average(model, cfg, ckpt)
     clock = _TrainingClock(engine, trained_before)
     if cfg.budget_s > 0:  # the cosine follows the seconds trained (this run's and the checkpoint's)
         engine.sched.lr_lambdas = [budget_lr_lambda(cfg, clock.trained_s)] * len(engine.sched.base_lrs)
@@ -150,6 +152,8 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
             batch["weight"] = batch["weight"] * boost[torch.as_tensor(mine)]
         out = engine.forward(batch)
         engine.step(out["loss"])
+        if average is not None:
+            average.update(model)
         losses = {k: out[k].detach() for k in ("loss", "ntp", "balance", "q2i", "dense") if k in out}
         record = {"step": step + 1, **mean_over_ranks(engine, losses), "lr": engine.lr}
         history.append(record)
@@ -168,12 +172,26 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
                              or (cfg.budget_s > 0 and clock.trained_s() >= cfg.budget_s))
         if done % cfg.ckpt_every == 0 or done == cfg.steps or done == stop_at or out_of_time:
             engine.save(Path(ckpt_dir), done, {"config": asdict(cfg), "trained_s": clock.trained_s(),
-                                               **(extra or {})})
+                                               **(extra or {})}, averaged=average.tensors() if average else None)
         if (stop_at is not None and done >= stop_at) or out_of_time:
             break
     engine.finish()  # native MoE layers back in place (all experts gathered), ready to evaluate
+    if average is not None:  # the caller evaluates what a checkpoint's reader gets: the averaged weights
+        average.copy_to(model)
     model.eval()
     return history
+
+
+def _weight_average(model, cfg: TrainConfig, ckpt: Path | None) -> WeightAverage | None:
+    """The run's weight average (``cfg.ema_decay`` > 0), restored from the checkpoint being resumed."""
+    if cfg.ema_decay <= 0:
+        return None
+    if cfg.moe == "deepspeed":
+        raise ValueError("ema_decay averages native-layout weights: not with moe='deepspeed' (experts split)")
+    average = WeightAverage(model, cfg.ema_decay)
+    if ckpt is not None and not average.restore(ckpt):
+        warnings.warn(f"{ckpt} has no weight average: it restarts from the resumed weights", stacklevel=3)
+    return average
 
 
 class _TrainingClock:

@@ -37,6 +37,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..io import swap_dir_into_place
+from .averaging import AVERAGE_FILE
 from .checkpoint import write_latest
 from .optim import make_optimizer
 
@@ -298,7 +299,7 @@ class DeepSpeedEngine:
             self.expert_parallel = 0
 
     @_in_launcher_env
-    def save(self, root: Path, step: int, extra: dict) -> Path:
+    def save(self, root: Path, step: int, extra: dict, averaged: dict | None = None) -> Path:
         import torch.distributed as dist
 
         root = Path(root)
@@ -315,6 +316,8 @@ class DeepSpeedEngine:
         (tmp / f"optimizer-rank{self.rank}.json").write_text(json.dumps(skeleton))
         if self.rank == 0:
             save_file(weights, str(tmp / "model.safetensors"))
+            if averaged is not None:  # every rank holds the same average (ZeRO 0-2 replicate the weights)
+                save_file(averaged, str(tmp / AVERAGE_FILE))
             if full:
                 save_file(full, str(tmp / "optimizer-full.safetensors"))
             state = {"step": step, "engine": "deepspeed", "zero_stage": self.zero_stage, "world_size": self.world,
