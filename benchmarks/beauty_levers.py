@@ -98,6 +98,9 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     # an exponential moving average of the weights (TrainConfig.ema_decay; horizon ~1,000 steps, an eighth of a
     # 20-minute member's): the run is also scored with its raw weights (``raw_weights``), a paired comparison
     "grouped_collab60_ema999": ({}, {**GROUPED, "ema_decay": 0.999}),
+    # LIGER's hybrid at a quarter of the weight that sank grouped_dense: the dense head's full-catalogue softmax
+    # (SASRec's objective) beside next-token prediction, the beam's candidates re-ranked by each mix in MIXES
+    "grouped_collab60_dense025": ({"dense_weight": 0.25}, GROUPED),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
@@ -106,7 +109,7 @@ CODEBOOKS: dict[str, dict] = {
     "grouped_collab60_members2": {"collaborative": 0.6},
     **{f"grouped_collab60_{k}": {"collaborative": 0.6}
        for k in ("lr1e3", "lr4e3", "wide", "deep", "wd", "itemid", "mild", "tied", "recency3", "batch128", "batch512",
-                 "dropout0", "dropout20", "user2000", "ema999")},
+                 "dropout0", "dropout20", "user2000", "ema999", "dense025")},
     "grouped_collab60_width128": {"collaborative": 0.6, "width": 128},
     "grouped_collab60_width64": {"collaborative": 0.6, "width": 64},
     "grouped_collab60_width64_levels4": {"collaborative": 0.6, "width": 64, "levels": 4},
