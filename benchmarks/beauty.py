@@ -49,7 +49,8 @@ KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 def recipe(args) -> dict:
     """The generator overrides this run trains with (regularisation levers of #15)."""
     return {"dropout": args.dropout, "emb_dropout": args.emb_dropout, "label_smoothing": args.label_smoothing,
-            "item_id_emb": args.item_id_emb, "tie_heads": args.tie_heads, "user_buckets": args.user_buckets}
+            "item_id_emb": args.item_id_emb, "tie_heads": args.tie_heads, "user_buckets": args.user_buckets,
+            "dense_weight": args.dense_weight, "dense_mix": args.dense_mix}
 
 
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -294,6 +295,11 @@ def parser() -> argparse.ArgumentParser:
                     help="each code level's output head shares its code embedding's matrix (GeneratorConfig.tie_heads)")
     ap.add_argument("--user-buckets", type=int, default=GeneratorConfig.user_buckets,
                     help="TIGER's hashed user-ID vectors on the profile token (GeneratorConfig.user_buckets; 0: none)")
+    ap.add_argument("--dense-weight", type=float, default=GeneratorConfig.dense_weight,
+                    help="LIGER's dense head beside next-token prediction (GeneratorConfig.dense_weight; 0: none)")
+    ap.add_argument("--dense-mix", type=float, default=GeneratorConfig.dense_mix,
+                    help="beam candidates ranked by log p(codes) + this x the dense head's log p(item) "
+                         "(GeneratorConfig.dense_mix; choose it on validation: benchmarks/beauty_levers.py)")
     ap.add_argument("--members", type=int, default=1,
                     help="> 1: train that many generators for budget / members each and decode them as one ensemble")
     ap.add_argument("--member-versions", default=None,

@@ -196,6 +196,11 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                                  "NDCG@10 0.06291 at 8,452 steps; against the recipe re-measured in the same session, "
                                  "2 seeds each, beauty_levers_xeon_20min_ref: +0.9 % / -2.0 %, plain -1.0 % / -2.3 %, "
                                  "within the recipe's seed std); user_buckets stays 0",
+}, "beauty_levers_xeon_20min_ema": {
+    "grouped_collab60_ema999": "no effect (a moving average of the weights, decay 0.999, one seed: Recall@10 0.10825 / "
+                               "NDCG@10 0.06358 against the same run's raw weights 0.10837 / 0.06375, -0.1 % / -0.3 %, "
+                               "plain +0.5 % / +0.2 %); the cosine schedule already anneals the learning rate to 5 % "
+                               "over the budget, so the last steps barely move the weights; ema_decay stays 0",
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "
@@ -291,6 +296,10 @@ def summarise(name: str, rs: list[dict], decisions: dict[str, str] = DECISIONS) 
     at = [r["by_mix"][mix] for r in rs]
     row = {k: round(float(np.mean([m[k] for m in at])), 5) for k in KEYS}
     row["plain"] = {k: round(float(np.mean([m["plain"][k] for m in at])), 5) for k in KEYS}
+    if all("raw_weights" in r for r in rs):  # a weight-averaging lever: the same runs read with their raw weights
+        raw = [r["raw_weights"] for r in rs]
+        row["raw_weights"] = {**{k: round(float(np.mean([m[k] for m in raw])), 5) for k in KEYS},
+                              "plain": {k: round(float(np.mean([m["plain"][k] for m in raw])), 5) for k in KEYS}}
     if len(rs) > 1:
         row["std"] = {k: round(float(np.std([m[k] for m in at], ddof=1)), 5) for k in KEYS}
         row["std_plain"] = {k: round(float(np.std([m["plain"][k] for m in at], ddof=1)), 5) for k in KEYS}
