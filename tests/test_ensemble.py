@@ -142,3 +142,32 @@ def test_a_codebook_ensemble_needs_one_catalogue(tiny):
     trie = CodeTrie.build(codes, list(tiny.vocab))
     with pytest.raises(ValueError, match="member 1 covers 10 items"):
         CodebookEnsemble([(a, trie), (tiny.model(codes[:10]), trie)])
+
+
+def test_an_ensemble_of_dense_members_mixes_their_mean_dense_log_probability(tiny):
+    codes = tiny.catalogue()
+    trie = CodeTrie.build(codes, list(tiny.vocab))
+    batch = tiny.batch(len(codes), b=4)
+    torch.manual_seed(0)
+    a = tiny.model(codes, q2i_weight=0.0, dense_weight=0.5, dense_mix=2.0).eval()
+    b = tiny.model(codes, q2i_weight=0.0, dense_weight=0.5, d_model=32, n_heads=2).eval()
+    for p in b.parameters():
+        p.data.add_(0.3 * torch.randn_like(p))
+    ens = GeneratorEnsemble([a, b])
+    assert ens.cfg.dense_mix == 2.0  # the first member's mix
+    items, gen = beam_search(ens, batch, trie, beam=16, topk=16, dense_mix=0.0)
+    dense = []
+    for m in (a, b):  # each member's dense head read by hand from its first decoder state
+        instr, query = m.instruction(batch)
+        memory, mask, _ = m.encode(batch, query)
+        h, _ = m.decode(m.prefix(instr), memory, mask)
+        dense.append(m.dense_logp(h[:, -1]).gather(1, items.clamp(min=0)))
+    want = torch.where(items >= 0, gen + 2.0 * (dense[0] + dense[1]) / 2, gen)
+    mixed_items, mixed = beam_search(ens, batch, trie, beam=16, topk=16)  # the ensemble's own mix
+    for row in range(len(items)):  # the same candidates, re-ranked by the mix
+        order = want[row].argsort(descending=True)
+        assert torch.equal(mixed_items[row], items[row][order])
+        assert torch.allclose(mixed[row], want[row][order], atol=1e-4)
+    assert not torch.equal(mixed_items, items)  # the dense heads moved the ranking
+    plain = GeneratorEnsemble([a, tiny.model(codes, q2i_weight=0.0).eval()])  # one member without a dense head
+    assert plain.cfg.dense_weight == 0 and plain.cfg.dense_mix == 0

@@ -8,7 +8,10 @@ reorders one model's), and each code level's log-probabilities are the members'
 mean log-softmax. Beam search renormalises that mean, so the ensemble ranks code
 paths by the geometric mean of the members' probabilities, and the trie keeps
 every returned item valid. Members may differ in seed, width or training budget;
-they must share the catalogue's code vocabularies.
+they must share the catalogue's code vocabularies. When every member has a dense
+head (LIGER's hybrid, ``dense_weight`` > 0), the ensemble has one too: the
+members' mean dense log-probability, mixed into the last level's ranking with the
+first member's ``dense_mix`` as a single generator mixes its own.
 
 ``CodebookEnsemble`` joins generators trained on *different* SID codebooks of one
 catalogue (e.g. RQ-KMeans with another seed): no joint beam exists over two tries,
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .decoding import beam_search, encode_users, path_logp
+from .generator import Generator
 from .trie import CodeTrie
 
 
@@ -41,7 +45,8 @@ class GeneratorEnsemble(nn.Module):
                 raise ValueError(f"member {i} has code vocabularies {list(m.cfg.code_vocab)} / pad item "
                                  f"{m.pad_item}, member 0 {vocab} / {members[0].pad_item}: not one catalogue")
         self.members = nn.ModuleList(members)
-        self.cfg = replace(members[0].cfg, dense_weight=0.0, dense_mix=0.0)  # no dense head to mix in
+        dense = all(m.cfg.dense_weight > 0 for m in members)  # a member without a dense head: none to mix in
+        self.cfg = members[0].cfg if dense else replace(members[0].cfg, dense_weight=0.0, dense_mix=0.0)
         self.pad_item = members[0].pad_item
         self.widths = [m.cfg.d_model for m in members]
         self.heads = [partial(self.level_logp, lvl) for lvl in range(len(vocab))]  # what beam search calls
@@ -81,8 +86,13 @@ class GeneratorEnsemble(nn.Module):
     def code_token(self, level: int, codes: torch.Tensor) -> torch.Tensor:
         return torch.cat([m.code_token(level, codes) for m in self.members], -1)
 
+    def dense_logp(self, state: torch.Tensor) -> torch.Tensor:
+        """The members' mean dense log-probability of every catalogue item (their dense heads as a product of
+        experts; unnormalised, which leaves each user's ranking as it is)."""
+        return torch.stack([m.dense_logp(p) for m, p in zip(self.members, self.split_state(state))]).mean(0)
+
     def rescore(self, state, items, scores, mix=None):
-        return scores
+        return Generator.rescore(self, state, items, scores, mix)  # the same mixing, over the members' dense head
 
 
 class CodebookEnsemble:

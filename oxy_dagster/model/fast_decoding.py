@@ -153,7 +153,7 @@ class BeamDecoder:
         scores = true.masked_fill(items < 0, float("-inf")) if sampling else scores
         if leaf_rows is not None:
             items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
-        scores = self.model.rescore(states[0]["first"], items, scores)  # an ensemble has no dense head: unchanged
+        scores = self.model.rescore(states[0]["first"], items, scores)  # the dense mix, where the model has one
         if exclude is not None:
             seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
             scores = scores.masked_fill(seen, float("-inf"))
