@@ -201,6 +201,14 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                                "NDCG@10 0.06358 against the same run's raw weights 0.10837 / 0.06375, -0.1 % / -0.3 %, "
                                "plain +0.5 % / +0.2 %); the cosine schedule already anneals the learning rate to 5 % "
                                "over the budget, so the last steps barely move the weights; ema_decay stays 0",
+}, "beauty_levers_xeon_20min_dense": {
+    "grouped_collab60_dense025": "taken to the hour (the dense head at weight 0.25, one seed: Recall@10 0.11563 / "
+                                 "NDCG@10 0.06796 at mix 1.0, chosen on validation, +6.7 % / +6.6 % against the "
+                                 "recipe's seed 0 in the same session, 0.10837 / 0.06375; generation alone, mix 0: "
+                                 "+3.2 % / +3.4 %; at 72 % of the recipe's steps); at the hour (beauty-hour-dense, "
+                                 "every validation user) +2.6 % / +1.4 % over beauty's members, plain +0.1 % / -2.7 %: "
+                                 "the hour's best validation figures, within about one standard error; "
+                                 "GeneratorConfig keeps dense_weight 0 until a second seed confirms it",
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "
