@@ -85,7 +85,7 @@ def train(paths: DataPaths, version: str, out: Path, args) -> dict:
             "train_wall_s": round(wall, 1), "trained_s": round(trained_s, 1),
             "steps_done": info["steps"], "epochs": round(info["steps"] * args.batch_size / info["train_samples"], 2),
             "final_loss": info["final_loss"], "params": info["params"], "seed": args.seed, "sid_version": version,
-            "recipe": {k: info["model"][k] for k in ("dense_mix", *recipe(args), "dense_weight", "d_model")}
+            "recipe": {k: info["model"][k] for k in (*recipe(args), "d_model")}  # recipe names the dense head's too
             | {"group_by_length": cfg.group_by_length, "autocast": cfg.autocast, "recency_weight": cfg.recency_weight,
                "ema_decay": cfg.ema_decay}}
 

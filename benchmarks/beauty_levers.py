@@ -264,11 +264,12 @@ def run_lever(paths: DataPaths, name: str, seed: int, args) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     print(f"{name} (seed {seed}): {args.budget_min} min of training", flush=True)
     version = derived_codebook(paths, args.version, codebook)
-    models, steps, train_s, losses = [], 0, 0.0, []
+    models, dirs, steps, train_s, losses = [], [], 0, 0.0, []
     for i in range(n):
         cfg = TrainConfig(steps=10**7, budget_s=args.budget_min * 60 / n, warmup=200, seed=seed * n + i,
                           log_every=50, ckpt_every=10**6, engine="torch", **train_kw)
         member_out = out / f"member{i}" if n > 1 else out
+        dirs.append(member_out)
         info, model, cat, data, trie = pretrain(paths, version, "small", cfg, out_dir=member_out, **model_over)
         train_s += json.loads((latest_checkpoint(member_out / "checkpoints") / "state.json").read_text())["trained_s"]
         models.append(model)
@@ -289,8 +290,8 @@ def run_lever(paths: DataPaths, name: str, seed: int, args) -> dict:
               "final_loss": info["final_loss"], "train_wall_s": round(train_s, 1),
               "eval_wall_s": round(time.perf_counter() - t0, 1), "evaluated": int(len(rows))}
     if train_kw.get("ema_decay", 0) > 0:  # the same run read with its raw weights: the average's paired effect
-        for i, m in enumerate(models):
-            load_checkpoint(latest_checkpoint((out / f"member{i}" if n > 1 else out) / "checkpoints"), m)
+        for m, member_out in zip(models, dirs):
+            load_checkpoint(latest_checkpoint(member_out / "checkpoints"), m)
         c = candidates(model, data, trie, rows, args.beam, desc="valid candidates, raw weights")
         result["raw_weights"] = {**scored(c, target, 0.0, True), "plain": scored(c, target, 0.0, False)}
     write_json(done, result)

@@ -48,30 +48,34 @@ class WeightAverage:
     def restore(self, ckpt: Path) -> bool:
         """Take the average saved in checkpoint ``ckpt``; False (the average restarts from the resumed weights)
         where the checkpoint has none, e.g. one written before averaging was switched on."""
-        path = Path(ckpt) / AVERAGE_FILE
-        if not path.exists():
+        saved = _saved_average(ckpt, self.shadow)
+        if saved is None:
             return False
-        saved = load_file(str(path))
         self.updates = int(saved.pop("__updates__")[0])
-        missing = set(self.shadow) - set(saved)
-        if missing:
-            raise ValueError(f"{path} lacks the average of {sorted(missing)[:3]}: written by another model")
         self.shadow = {k: saved[k].float().to(v.device) for k, v in self.shadow.items()}
         return True
+
+
+def _saved_average(ckpt: Path, names) -> dict[str, torch.Tensor] | None:
+    """Checkpoint ``ckpt``'s average (with its update count), checked to hold exactly the weights ``names``; None
+    where the checkpoint was trained without averaging."""
+    path = Path(ckpt) / AVERAGE_FILE
+    if not path.exists():
+        return None
+    saved = load_file(str(path))
+    differ = sorted((set(saved) - {"__updates__"}) ^ set(names))
+    if differ:
+        raise ValueError(f"{path} does not match the model's weights (e.g. {differ[:3]}): written by another model")
+    return saved
 
 
 def load_average(ckpt: Path, model: torch.nn.Module) -> bool:
     """Put checkpoint ``ckpt``'s averaged weights into ``model`` (after its raw weights were loaded); False where
     the checkpoint was trained without averaging."""
-    path = Path(ckpt) / AVERAGE_FILE
-    if not path.exists():
-        return False
-    saved = load_file(str(path))
-    saved.pop("__updates__", None)
     names = dict(model.named_parameters())
-    differ = sorted(set(saved) ^ set(names))
-    if differ:
-        raise ValueError(f"{path} does not match the model's weights (e.g. {differ[:3]}): written by another model")
+    saved = _saved_average(ckpt, names)
+    if saved is None:
+        return False
     with torch.no_grad():
         for name, p in names.items():
             p.copy_(saved[name].to(p.dtype))
