@@ -120,8 +120,9 @@ def path_logp(model: Generator, batch: dict, items: torch.Tensor, chunk: int = 8
     """Log-probability of each given item's whole code path under ``model`` (teacher forcing): (rows, C).
 
     ``items``: (rows, C) item rows, -1 for none (scored -inf). The sum over levels of the heads' log-softmax at the
-    item's codes in the model's own codebook, i.e. the score ``beam_search`` gives the item when its beam keeps it,
-    for any item, in or out of the beam. ``enc``: ``encode_users(model, batch)``, if the caller has it."""
+    item's codes in the model's own codebook, plus the model's ``dense_mix`` x its dense log-probability where it
+    has a dense head: the score ``beam_search`` gives the item when its beam keeps it, for any item, in or out of
+    the beam. ``enc``: ``encode_users(model, batch)``, if the caller has it."""
     model.eval()
     instr, _, memory, mask = encode_users(model, batch) if enc is None else enc
     prefix = model.prefix(instr)
@@ -134,4 +135,8 @@ def path_logp(model: Generator, batch: dict, items: torch.Tensor, chunk: int = 8
         h, _ = model.code_states(prefix[who], c, memory[who], mask[who])
         out[s:s + chunk] = sum(torch.log_softmax(model.heads[lvl](h[:, lvl]).float(), -1)
                                .gather(1, c[:, lvl:lvl + 1]).squeeze(1) for lvl in range(c.shape[1]))
-    return out.view(rows, width).masked_fill(items < 0, float("-inf"))
+    out = out.view(rows, width)
+    if model.cfg.dense_weight > 0 and model.cfg.dense_mix:
+        h, _ = model.decode(prefix, memory, mask)  # the state that predicts the first code, as beam_search has it
+        out = model.rescore(h[:, -1], items, out)
+    return out.masked_fill(items < 0, float("-inf"))

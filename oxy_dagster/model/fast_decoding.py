@@ -153,7 +153,8 @@ class BeamDecoder:
         scores = true.masked_fill(items < 0, float("-inf")) if sampling else scores
         if leaf_rows is not None:
             items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
-        scores = self.model.rescore(states[0]["first"], items, scores)  # the dense mix, where the model has one
+        first = torch.cat([st["first"] for st in states], -1)  # an ensemble's state: its members' side by side
+        scores = self.model.rescore(first, items, scores)  # the dense mix, where the model has one
         if exclude is not None:
             seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
             scores = scores.masked_fill(seen, float("-inf"))
