@@ -29,7 +29,7 @@ def naive_beam_search(model, batch: dict, allowed_fn, item_of: dict, beam: int, 
     instr, query = model.instruction(batch)
     memory, mask, _ = model.encode(batch, query)
     prefix = model.prefix(instr)
-    seqs, scores = [[]], torch.zeros(1)
+    seqs, scores, first = [[]], torch.zeros(1), None
     for lvl in range(len(model.cfg.code_vocab)):
         n = len(seqs)
         toks = [prefix.expand(n, -1, -1)]
@@ -37,6 +37,8 @@ def naive_beam_search(model, batch: dict, allowed_fn, item_of: dict, beam: int, 
             codes = torch.tensor(seqs)
             toks += [model.code_token(i, codes[:, i]).unsqueeze(1) for i in range(lvl)]
         h, _ = model.decode(torch.cat(toks, 1), memory.repeat(n, 1, 1), mask.repeat(n, 1))
+        if lvl == 0:
+            first = h[:, -1]  # the state that predicts the first code: the dense head's query
         logp = torch.log_softmax(model.heads[lvl](h[:, -1]).float(), -1)
         vocab = logp.shape[-1]
         block = torch.full((n, vocab), float("-inf"))
@@ -47,5 +49,7 @@ def naive_beam_search(model, batch: dict, allowed_fn, item_of: dict, beam: int, 
         top = cand.topk(k)
         seqs = [seqs[int(j) // vocab] + [int(j) % vocab] for j in top.indices]
         scores = top.values
-    items = torch.tensor([item_of[tuple(s)] for s in seqs[:topk]])
-    return items, scores[:topk]
+    items = torch.tensor([item_of[tuple(s)] for s in seqs])
+    scores = model.rescore(first, items[None], scores[None])[0]  # the dense mix, as the served decoder ranks
+    scores, order = scores.topk(min(topk, len(scores)))
+    return items[order], scores

@@ -27,7 +27,8 @@ def test_dense_loss_is_the_weighted_full_softmax_nll_of_the_target(tiny):
     assert torch.allclose(out["dense"], want, atol=1e-5)
     assert torch.allclose(out["loss"], out["ntp"] + 0.5 * out["dense"] + model.cfg.moe_balance_weight
                           * out["balance"], atol=1e-5)
-    assert "dense" not in tiny.model(codes).eval()(batch)  # no head unless asked for
+    assert "dense" in tiny.model(codes).eval()(batch)  # on by default (weight 0.25)
+    assert "dense" not in tiny.model(codes, dense_weight=0.0).eval()(batch)  # weight 0: no head
 
 
 def test_dense_head_learns_the_toy_task(tiny):

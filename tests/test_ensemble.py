@@ -39,12 +39,14 @@ def test_the_ensemble_scores_a_path_by_the_members_mean_log_probability(tiny):
     assert (items >= 0).all() and (items < len(codes)).all()
     for col in (0, 5, 11):  # the ensemble's score of a returned item, by hand from each member's teacher forcing
         probe = {**batch, "target": items[:, col]}
-        per_member = []
+        per_member, dense = [], []
         for m in (a, b):
             h, target, _, _ = m.teacher_forced(probe)
             per_member.append([torch.log_softmax(head(h[:, i]), -1) for i, head in enumerate(m.heads)])
+            dense.append(m.dense_logp(h[:, 0]).gather(1, items[:, col:col + 1]).squeeze(1))  # the default head
         want = sum(torch.log_softmax((pa + pb) / 2, -1).gather(1, target[:, i:i + 1]).squeeze(1)
                    for i, (pa, pb) in enumerate(zip(*per_member)))
+        want = want + ens.cfg.dense_mix * (dense[0] + dense[1]) / 2
         assert torch.allclose(scores[:, col], want, atol=1e-4)
     alone, _ = beam_search(a, batch, trie, beam=len(codes), topk=12)
     assert not torch.equal(alone, items)  # the second member moved the ranking
@@ -169,5 +171,5 @@ def test_an_ensemble_of_dense_members_mixes_their_mean_dense_log_probability(tin
         assert torch.equal(mixed_items[row], items[row][order])
         assert torch.allclose(mixed[row], want[row][order], atol=1e-4)
     assert not torch.equal(mixed_items, items)  # the dense heads moved the ranking
-    plain = GeneratorEnsemble([a, tiny.model(codes, q2i_weight=0.0).eval()])  # one member without a dense head
+    plain = GeneratorEnsemble([a, tiny.model(codes, q2i_weight=0.0, dense_weight=0.0).eval()])  # a member without one
     assert plain.cfg.dense_weight == 0 and plain.cfg.dense_mix == 0

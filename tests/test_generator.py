@@ -26,7 +26,8 @@ def test_trie_masks_and_rejects_invalid():
 
 
 def _brute_force_logprob(model, batch, codes):
-    """log p(code tuple) of every item for each user, by teacher forcing (no cache)."""
+    """log p(code tuple) of every item for each user, by teacher forcing (no cache), plus the model's dense mix x
+    the dense head's log p(item) where it has one (the ranking beam search returns)."""
     n, b = len(codes), batch["target"].shape[0]
     scores = torch.empty(b, n)
     for u in range(b):
@@ -42,6 +43,8 @@ def _brute_force_logprob(model, batch, codes):
             h = h[:, prefix.shape[1] - 1:]
             scores[u] = sum(F.log_softmax(model.heads[i](h[:, i]), -1).gather(1, c[:, i:i + 1]).squeeze(1)
                             for i in range(4))
+            if model.cfg.dense_weight > 0:
+                scores[u] += model.cfg.dense_mix * model.dense_logp(h[:, 0]).gather(1, one["target"][:, None])[:, 0]
     return scores
 
 
@@ -144,7 +147,8 @@ def test_components_and_moe(tiny, components):
     zi = model.item_adapter(batch["target"], normalize=False).detach().numpy()
     ref = _q2i_reference(zq, zi, batch["target"].numpy(), model.cfg)
     assert out["q2i"].item() == pytest.approx(ref, rel=1e-4)
-    ntp_w = model.cfg.moe_balance_weight * out["balance"] + model.cfg.q2i_weight * out["q2i"]
+    ntp_w = (model.cfg.moe_balance_weight * out["balance"] + model.cfg.q2i_weight * out["q2i"]
+             + model.cfg.dense_weight * out["dense"])  # the dense head is on by default
     assert out["loss"].item() == pytest.approx((out["ntp"] + ntp_w).item(), rel=1e-6)
     out["loss"].backward()
     routed = [e for layer in model.encoder for e in layer.ffn.experts if e.net[0].weight.grad is not None]
