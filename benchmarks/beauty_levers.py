@@ -217,6 +217,10 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                                  "Recall@10 0.11700 / NDCG@10 0.06776, +1.6 % / +0.4 % against weight 0.25's 3-seed "
                                  "mean, within two of its seed stds; generation alone weaker, mix 0: 0.10950 / "
                                  "0.06298 against 0.11242 / 0.06586); dense_weight stays 0.25",
+}, "beauty_levers_xeon_20min_dense050": {
+    "grouped_collab60_dense050": "not kept over 0.25 (the dense head at weight 0.5, 2 seeds at mix 1.0: Recall@10 "
+                                 "0.11569 +- 0.00185 / NDCG@10 0.06712 +- 0.00091 against weight 0.25's 3-seed "
+                                 "0.11513 / 0.06752, +0.5 % / -0.6 %: level); dense_weight stays 0.25",
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "
