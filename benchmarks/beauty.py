@@ -50,7 +50,7 @@ def recipe(args) -> dict:
     """The generator overrides this run trains with (regularisation levers of #15)."""
     return {"dropout": args.dropout, "emb_dropout": args.emb_dropout, "label_smoothing": args.label_smoothing,
             "item_id_emb": args.item_id_emb, "tie_heads": args.tie_heads, "user_buckets": args.user_buckets,
-            "dense_weight": args.dense_weight, "dense_mix": args.dense_mix}
+            "dense_weight": args.dense_weight, "dense_mix": args.dense_mix, "dense_ahead": args.dense_ahead}
 
 
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -297,6 +297,9 @@ def parser() -> argparse.ArgumentParser:
                     help="TIGER's hashed user-ID vectors on the profile token (GeneratorConfig.user_buckets; 0: none)")
     ap.add_argument("--dense-weight", type=float, default=GeneratorConfig.dense_weight,
                     help="LIGER's dense head beside next-token prediction (GeneratorConfig.dense_weight; 0: none)")
+    ap.add_argument("--dense-ahead", type=int, default=GeneratorConfig.dense_ahead,
+                    help="the dense head also learns the user's next N later training targets (GeneratorConfig."
+                         "dense_ahead)")
     ap.add_argument("--dense-mix", type=float, default=GeneratorConfig.dense_mix,
                     help="beam candidates ranked by log p(codes) + this x the dense head's log p(item) "
                          "(GeneratorConfig.dense_mix; choose it on validation: benchmarks/beauty_levers.py)")

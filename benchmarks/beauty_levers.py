@@ -104,6 +104,10 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     "grouped_collab60_dense025": ({"dense_weight": 0.25}, GROUPED),
     # twice that weight: 0.25 gained at 20 minutes where 1.0 lost at 10, so the optimum may lie between
     "grouped_collab60_dense050": ({"dense_weight": 0.5}, GROUPED),
+    # the dense head also learns each sample's next three later training targets of the user (PinnerFormer's dense
+    # all-action loss, GeneratorConfig.dense_ahead): the held-out targets lie one and two steps past the training
+    # data, and each step loses recall (beauty_transfer.json); a longer horizon in training may carry further
+    "grouped_collab60_dense025_ahead3": ({"dense_weight": 0.25, "dense_ahead": 3}, GROUPED),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
@@ -112,7 +116,8 @@ CODEBOOKS: dict[str, dict] = {
     "grouped_collab60_members2": {"collaborative": 0.6},
     **{f"grouped_collab60_{k}": {"collaborative": 0.6}
        for k in ("lr1e3", "lr4e3", "wide", "deep", "wd", "itemid", "mild", "tied", "recency3", "batch128", "batch512",
-                 "dropout0", "dropout20", "user2000", "ema999", "dense025", "dense050")},
+                 "dropout0", "dropout20", "user2000", "ema999", "dense025", "dense050",
+                 "dense025_ahead3")},
     "grouped_collab60_width128": {"collaborative": 0.6, "width": 128},
     "grouped_collab60_width64": {"collaborative": 0.6, "width": 64},
     "grouped_collab60_width64_levels4": {"collaborative": 0.6, "width": 64, "levels": 4},

@@ -8,6 +8,7 @@ from ..settings import setting
 
 PLACEMENTS = ("none", "replace_bos", "add_bos", "left_bos", "right_bos")  # seed Table 5
 COMPONENTS = ("scenario", "trigger", "concat", "fused")  # seed Table 6
+AHEAD = 3  # later training targets of the same user each sample carries (``ahead``), the most dense_ahead can use
 
 
 @dataclass
@@ -50,6 +51,10 @@ class GeneratorConfig:
     # On for #15: on Amazon Beauty at 20 minutes, 3 seeds, weight 0.25 with mix 1.0 (chosen on validation) leads
     # the recipe without it by about 6 % Recall@10 (benchmarks/results/beauty_levers_xeon_20min_dense.json)
     dense_weight: float = 0.25  # 0: no dense head
+    # the dense head also learns each training sample's next dense_ahead later training targets of the same user
+    # (PinnerFormer's dense all-action loss: a longer horizon of the user's interest), their mean NLL weighted as the
+    # next item's; at most data.AHEAD; 0: the next item only
+    dense_ahead: int = 0
     dense_mix: float = 1.0  # beam search ranks its candidates by log p(codes) + dense_mix x log p_dense(item)
     # a learned per-item vector added to an item's input token (zero at the start, so an item never trained on
     # is its semantic ID alone); the output stays the semantic ID's codes
@@ -66,6 +71,8 @@ class GeneratorConfig:
             raise ValueError(f"placement {self.placement!r} not in {PLACEMENTS}")
         if self.components not in COMPONENTS:
             raise ValueError(f"components {self.components!r} not in {COMPONENTS}")
+        if not 0 <= self.dense_ahead <= AHEAD:
+            raise ValueError(f"dense_ahead {self.dense_ahead} not in 0..{AHEAD} (the later targets a sample carries)")
         if self.d_model % self.n_heads:
             raise ValueError("d_model must be divisible by n_heads")
         self.code_vocab = tuple(int(v) for v in self.code_vocab)
@@ -78,7 +85,7 @@ class GeneratorConfig:
 
 
 # fields newer than some saved configs: their "off"
-ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "emb_dropout": 0.0, "label_smoothing": 0.0,
+ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "dense_ahead": 0, "emb_dropout": 0.0, "label_smoothing": 0.0,
                    "item_id_emb": False, "tie_heads": False, "user_buckets": 0}
 
 # Seed Table 3 (hidden / intermediate, experts total / active) and CPU-sized presets.
@@ -121,6 +128,8 @@ class ModelChoice:
     user_buckets: int = setting(GeneratorConfig.user_buckets, "hashed user-ID vectors on the profile token (0: none)")
     dense_weight: float = setting(GeneratorConfig.dense_weight,
                                   "weight of the dense item-retrieval loss (LIGER's hybrid; 0: no dense head)")
+    dense_ahead: int = setting(GeneratorConfig.dense_ahead,
+                               "the dense head also learns the user's next N later training targets (0: none)")
     dense_mix: float = setting(GeneratorConfig.dense_mix,
                                "final ranking: log p(codes) + this x the dense head's log p(item)")
 

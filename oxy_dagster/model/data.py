@@ -20,6 +20,7 @@ import torch
 
 from ..data.contract import AGE_BANDS, GENDERS, SCENARIOS, SPENDING_TIERS
 from ..sid.features import category_levels
+from .config import AHEAD
 
 BEHAVIOR_IDS = {"click": 1, "cart": 2, "purchase": 3}
 PROFILE_VOCABS = {"age_band": list(AGE_BANDS), "gender": list(GENDERS), "spending_tier": list(SPENDING_TIERS)}
@@ -137,6 +138,7 @@ def build_tensors(samples: pd.DataFrame, cat: Catalogue, max_short: int, max_lon
         "weight": samples.weight.to_numpy(np.float32),
         **{f"profile_{k}": _vocab_ids(samples[k], v) for k, v in PROFILE_VOCABS.items()},
         "profile_city": _vocab_ids(samples.city, city_vocab),
+        "ahead": ahead_targets(samples, target, cat.pad),
         "user_hash": samples.user_id.map({u: user_hash(u) for u in samples.user_id.unique()}).to_numpy(np.int64),
     }
     tensors["scenario"] = np.clip(tensors["scenario"], 0, None)
@@ -144,6 +146,25 @@ def build_tensors(samples: pd.DataFrame, cat: Catalogue, max_short: int, max_lon
     meta = meta.reset_index(drop=True)
     return SampleTensors({k: torch.from_numpy(np.asarray(v)) for k, v in tensors.items()}, meta,
                          u1 + u2 + int((target == cat.pad).sum()), city_vocab)
+
+
+def ahead_targets(samples: pd.DataFrame, target: np.ndarray, pad: int, k: int = AHEAD) -> np.ndarray:
+    """(samples, ``k``) item rows: for a training sample, the targets of the same user's next ``k`` training samples
+    in sequence order (``pos``, else ``timestamp``), padding where the user has fewer; padding for every held-out
+    sample. Only training targets ever appear, so a validation or test item is never learned from."""
+    out = np.full((len(samples), k), pad, dtype=np.int64)
+    if "split" not in samples or not len(samples):
+        return out
+    train = np.flatnonzero((samples.split == "train").to_numpy())
+    order_col = "pos" if "pos" in samples else "timestamp" if "timestamp" in samples else None
+    key = pd.DataFrame({"row": train, "user": samples.user_id.to_numpy()[train],
+                        "order": samples[order_col].to_numpy()[train] if order_col else train})
+    key = key.sort_values(["user", "order", "row"], kind="stable")
+    rows, users = key.row.to_numpy(), key.user.to_numpy()
+    for j in range(1, k + 1):
+        same = users[j:] == users[:-j]
+        out[rows[:-j][same], j - 1] = target[rows[j:][same]]
+    return out
 
 
 def profile_vocab_sizes(city_vocab: list[str]) -> dict[str, int]:

@@ -215,9 +215,16 @@ class Generator(nn.Module):
         out = {"ntp": ntp, "balance": balance, "code_ce": ce.detach().mean(0)}
         loss = ntp + self.cfg.moe_balance_weight * out["balance"]
         if self.cfg.dense_weight > 0:
-            nll = -self.dense_logp(h[:, 0]).gather(1, batch["target"][:, None]).squeeze(1)
+            logp = self.dense_logp(h[:, 0])
+            nll = -logp.gather(1, batch["target"][:, None]).squeeze(1)
             out["dense"] = (nll * w).sum() / w.sum()
             loss = loss + self.cfg.dense_weight * out["dense"]
+            if self.cfg.dense_ahead > 0 and "ahead" in batch:
+                later = batch["ahead"][:, :self.cfg.dense_ahead]
+                known = (later != self.pad_item).float() * w[:, None]  # padding: the user has no later sample
+                far = -logp.gather(1, later.clamp(max=self.pad_item - 1))
+                out["dense_ahead"] = (far * known).sum() / known.sum().clamp(min=1e-6)
+                loss = loss + self.cfg.dense_weight * out["dense_ahead"]
         if self.cfg.q2i_weight > 0:
             out["q2i"] = self.q2i_loss(query, batch["target"])
             loss = loss + self.cfg.q2i_weight * out["q2i"]

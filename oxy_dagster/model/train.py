@@ -154,7 +154,8 @@ def train(model, data, rows: np.ndarray, cfg: TrainConfig, ckpt_dir: str | Path,
         engine.step(out["loss"])
         if average is not None:
             average.update(model)
-        losses = {k: out[k].detach() for k in ("loss", "ntp", "balance", "q2i", "dense") if k in out}
+        losses = {k: out[k].detach() for k in ("loss", "ntp", "balance", "q2i", "dense", "dense_ahead")
+                  if k in out}
         record = {"step": step + 1, **mean_over_ranks(engine, losses), "lr": engine.lr}
         history.append(record)
         done = step + 1
