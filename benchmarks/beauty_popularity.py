@@ -10,8 +10,9 @@ validation's per-bucket recall weighted by test's bucket shares, i.e. the test f
 popularity shift alone would predict. ``prior``: the beam's candidates re-ranked by generation
 log-probability minus alpha x log(1 + training count) for each alpha in ``--alphas`` (a popularity
 correction, a lever against that shift), alpha chosen on validation (Recall@10 + NDCG@10) and read on test.
-``--peer-minutes``: RecBole's SASRec (``sasrec_peer``) trained for that budget is read the same way on every
-validation and test user (``peer``), so the two models' per-bucket recall can be set side by side.
+``--peer-minutes`` (or ``--peer-epochs``): RecBole's SASRec (``sasrec_peer``) trained for that budget (or that many
+epochs) is read the same way on every validation and test user (``peer``), so the two models' per-bucket recall can
+be set side by side, and ``paired`` splits the sampled users by which model hits their target.
 Writes benchmarks/results/beauty_popularity.json (+ chart).
 
 Usage: ``python -m benchmarks.beauty_popularity --version V4-collaborative0.6 --model-dirs DIR[,DIR...]``
@@ -65,11 +66,14 @@ def prior_rerank(c: dict, counts: np.ndarray, target: np.ndarray, alphas: list[f
     return {str(a): {**scored(c, target, a, True), "plain": scored(c, target, a, False)} for a in alphas}
 
 
-def peer_buckets(paths: DataPaths, cat, counts: np.ndarray, minutes: float) -> dict:
-    """SASRec trained for ``minutes``: every validation and test user's figures by target popularity bucket."""
+def peer_buckets(paths: DataPaths, cat, counts: np.ndarray, minutes: float, epochs: int = 0) -> tuple[dict, dict]:
+    """SASRec trained for ``minutes`` (or ``epochs``): every validation and test user's figures by target popularity
+    bucket, and per split each user's Recall@10 hit (user id -> 0 / 1) for pairing with OxyRec's."""
     import pyarrow.parquet as pq
 
-    from benchmarks.sasrec_peer import full_sort_top, run_sasrec
+    from benchmarks.sasrec_peer import eval_users, full_sort_top, run_sasrec
+
+    hits = {}
 
     def read(trainer, valid_data, test_data) -> dict:
         out = {}
@@ -77,12 +81,26 @@ def peer_buckets(paths: DataPaths, cat, counts: np.ndarray, minutes: float) -> d
             excluded, _, target = full_sort_top(trainer, loader)
             freq = counts[[cat.row[t] for t in loader._dataset.id2token("item_id", target)]]
             out[split] = split_figures(excluded, target, freq)
+            hits[split] = dict(zip(eval_users(trainer, loader), ranking_metrics(excluded, target)["recall@10"]))
         return out
 
     splits = pq.read_table(paths.splits, columns=["user_id", "item_id", "pos"]).to_pandas()
-    peer = run_sasrec(splits, minutes * 60, oxy_home() / "bench" / "recbole", after=read)
+    budget = minutes * 60 if minutes > 0 else float("inf")
+    peer = run_sasrec(splits, budget, oxy_home() / "bench" / "recbole", after=read, epochs=epochs)
     return {**peer.pop("after"), "train_wall_s": peer["train_wall_s"], "epochs": peer["epochs"],
-            "model": peer["model"]}
+            "model": peer["model"]}, hits
+
+
+def paired(oxy_hits: np.ndarray, users, peer_hits: dict, freq: np.ndarray) -> dict:
+    """Shares of the sampled users each model hits at Recall@10 (both, OxyRec only, SASRec only, neither) and, for
+    the users only one model hits, how often their target is a training target (median): where the gap lies."""
+    peer = np.array([peer_hits[str(u)] for u in users])
+    oxy = oxy_hits > 0
+    groups = {"both": oxy & (peer > 0), "oxyrec_only": oxy & (peer == 0), "sasrec_only": ~oxy & (peer > 0),
+              "neither": ~oxy & (peer == 0)}
+    return {k: {"share": round(float(m.mean()), 4), "users": int(m.sum()),
+                "target_training_count_median": float(np.median(freq[m])) if m.any() else None}
+            for k, m in groups.items()}
 
 
 def plot(result: dict, path: Path) -> Path:
@@ -116,6 +134,8 @@ def main() -> None:
     ap.add_argument("--beam", type=int, default=50)
     ap.add_argument("--name", default="beauty_popularity")
     ap.add_argument("--peer-minutes", type=float, default=0.0, help="> 0: SASRec trained this long, read by bucket")
+    ap.add_argument("--peer-epochs", type=int, default=0,
+                    help="> 0: SASRec trained for this many epochs (e.g. the hour's selected epoch), read by bucket")
     ap.add_argument("--alphas", default="-0.1,0.05,0.1,0.2,0.3,0.5", help="popularity-correction weights to re-rank by")
     args = ap.parse_args()
     paths = beauty_paths(args.workdir)
@@ -125,12 +145,15 @@ def main() -> None:
     train = (data.meta.split == "train").to_numpy() & (target_all < cat.pad)
     counts = np.bincount(target_all[train], minlength=cat.pad + 1)
     result = {"buckets": bucket_names(), "members": len(models), "version": args.version}
+    oxy_hits = {}
     alphas, prior = sorted({0.0, *(float(a) for a in args.alphas.split(","))}), {}
     for split in ("valid", "test"):
         rows = split_rows(data, split, cat.pad, args.rows, sample=True)
         c = candidates(model, data, trie, rows, args.beam, desc=f"{split} candidates")
         target = target_all[rows]
-        result[split] = split_figures(ranked(c, model.cfg.dense_mix, True), target, counts[target])
+        pred = ranked(c, model.cfg.dense_mix, True)
+        result[split] = split_figures(pred, target, counts[target])
+        oxy_hits[split] = (ranking_metrics(pred, target)["recall@10"], data.meta.user_id.to_numpy()[rows], target)
         prior[split] = prior_rerank(c, counts, target, alphas)
     chosen = max(prior["valid"], key=lambda a: sum(prior["valid"][a][k] for k in KEYS))
     result["prior"] = {"alphas": alphas, "chosen_on_valid": float(chosen), **prior,
@@ -139,8 +162,10 @@ def main() -> None:
         result[f"test_expected_from_valid_{key}"] = round(sum(
             result["test"]["buckets"][n]["share"] * (result["valid"]["buckets"][n][key] or 0.0)
             for n in bucket_names()), 5)
-    if args.peer_minutes > 0:
-        result["peer"] = peer_buckets(paths, cat, counts, args.peer_minutes)
+    if args.peer_minutes > 0 or args.peer_epochs > 0:
+        result["peer"], peer_hits = peer_buckets(paths, cat, counts, args.peer_minutes, args.peer_epochs)
+        result["paired"] = {split: paired(h, users, peer_hits[split], counts[t])
+                            for split, (h, users, t) in oxy_hits.items()}
     write_result(args.name, result, {"version": args.version, "members": len(models), "rows": args.rows},
                  artifacts=[plot(result, RESULTS / f"{args.name}.png")])
     print(result)

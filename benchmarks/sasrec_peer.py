@@ -63,6 +63,13 @@ def full_sort_top(trainer, data, k: int = 20) -> tuple[np.ndarray, np.ndarray, n
     return torch.cat(top["excluded"]).numpy(), torch.cat(top["plain"]).numpy(), torch.cat(targets).numpy()
 
 
+def eval_users(trainer, data) -> np.ndarray:
+    """The user tokens of an evaluation loader's rows, in the order ``full_sort_top`` reads them."""
+    field = trainer.model.USER_ID
+    ids = np.concatenate([batch[0][field].numpy() for batch in data])
+    return data._dataset.id2token(field, ids)
+
+
 def full_sort_metrics(trainer, test_data, ks=(5, 10, 20)) -> tuple[dict[str, float], dict[str, float]]:
     """Recall/NDCG@K over all items, (with the input sequence's items excluded, plain), scored by OxyRec's
     own ``ranking_metrics`` from each user's top max(ks) items."""
@@ -74,8 +81,9 @@ def full_sort_metrics(trainer, test_data, ks=(5, 10, 20)) -> tuple[dict[str, flo
 
 
 def run_sasrec(splits: pd.DataFrame, budget_s: float, workdir: Path, seed: int = 0, log=print,
-               curve: bool = False, after=None) -> dict:
-    """Train SASRec for at most ``budget_s`` seconds of epochs; return its test metrics.
+               curve: bool = False, after=None, epochs: int = 0) -> dict:
+    """Train SASRec for at most ``budget_s`` seconds of epochs (``epochs`` > 0: at most that many); return its test
+    metrics.
 
     ``curve``: after every epoch score every validation and test user (history filter on, and ``plain``); the
     scoring time is not counted against the budget. The points are returned under ``curve``. ``after(trainer,
@@ -116,7 +124,7 @@ def run_sasrec(splits: pd.DataFrame, budget_s: float, workdir: Path, seed: int =
                                 "plain": {k: round(v, 5) for k, v in plain.items()}}
             points.append(point)
             log({"peer_curve": point})
-        if sum(times) + float(np.mean(times)) > budget_s:
+        if sum(times) + float(np.mean(times)) > budget_s or (epochs and epoch >= epochs):
             break
     wall = sum(times)
     result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)

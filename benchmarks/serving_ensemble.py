@@ -65,7 +65,7 @@ def latency(model, trie, data, rows: np.ndarray) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--models-dir", default=None,
-                    help="folder of member0, member1, ... (default: $OXY_HOME/bench/beauty-models-hour/<version>)")
+                    help="folder of member0, member1, ... (default: $OXY_HOME/bench/beauty-models-hour2/<version>)")
     ap.add_argument("--version", default="V4-collaborative0.6")
     ap.add_argument("--against", default="beauty", help="the results JSON whose offline figures the served ones "
                                                         "stand beside")
@@ -76,7 +76,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     paths = beauty_paths()
-    root = Path(args.models_dir) if args.models_dir else work_dir() / "bench" / "beauty-models-hour" / args.version
+    root = Path(args.models_dir) if args.models_dir else work_dir() / "bench" / "beauty-models-hour2" / args.version
     dirs = sorted((d for d in root.glob("member*") if (d / "checkpoints").exists()), key=lambda d: int(d.name[6:]))
     if not dirs:
         raise SystemExit(f"no member*/checkpoints under {root}: run the hour of benchmarks/beauty.py --members first")

@@ -116,26 +116,30 @@ def encode_users(model: Generator, batch: dict) -> tuple:
 
 @torch.no_grad()
 def path_logp(model: Generator, batch: dict, items: torch.Tensor, chunk: int = 8192,
-              enc: tuple | None = None) -> torch.Tensor:
+              enc: tuple | None = None, per_level: bool = False) -> torch.Tensor:
     """Log-probability of each given item's whole code path under ``model`` (teacher forcing): (rows, C).
 
     ``items``: (rows, C) item rows, -1 for none (scored -inf). The sum over levels of the heads' log-softmax at the
     item's codes in the model's own codebook, plus the model's ``dense_mix`` x its dense log-probability where it
     has a dense head: the score ``beam_search`` gives the item when its beam keeps it, for any item, in or out of
-    the beam. ``enc``: ``encode_users(model, batch)``, if the caller has it."""
+    the beam. ``enc``: ``encode_users(model, batch)``, if the caller has it. ``per_level``: each level's
+    log-probability instead, (rows, C, levels), without the dense term (0 where there is no item)."""
     model.eval()
     instr, _, memory, mask = encode_users(model, batch) if enc is None else enc
     prefix = model.prefix(instr)
     rows, width = items.shape
     owner = torch.arange(rows).repeat_interleave(width)
     flat_codes = model.item_codes[items.clamp(min=0).flatten()]
-    out = torch.empty(rows * width)
+    levels = flat_codes.shape[1]
+    each = torch.empty(rows * width, levels)
     for s in range(0, rows * width, chunk):  # (rows x C) decoder passes, a chunk at a time
         who, c = owner[s:s + chunk], flat_codes[s:s + chunk]
         h, _ = model.code_states(prefix[who], c, memory[who], mask[who])
-        out[s:s + chunk] = sum(torch.log_softmax(model.heads[lvl](h[:, lvl]).float(), -1)
-                               .gather(1, c[:, lvl:lvl + 1]).squeeze(1) for lvl in range(c.shape[1]))
-    out = out.view(rows, width)
+        each[s:s + chunk] = torch.stack([torch.log_softmax(model.heads[lvl](h[:, lvl]).float(), -1)
+                                         .gather(1, c[:, lvl:lvl + 1]).squeeze(1) for lvl in range(levels)], 1)
+    if per_level:
+        return each.view(rows, width, levels).masked_fill((items < 0)[..., None], 0.0)
+    out = each.sum(1).view(rows, width)
     if model.cfg.dense_weight > 0 and model.cfg.dense_mix:
         h, _ = model.decode(prefix, memory, mask)  # the state that predicts the first code, as beam_search has it
         out = model.rescore(h[:, -1], items, out)
