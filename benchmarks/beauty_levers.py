@@ -226,6 +226,14 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
     "grouped_collab60_dense050": "not kept over 0.25 (the dense head at weight 0.5, 2 seeds at mix 1.0: Recall@10 "
                                  "0.11569 +- 0.00185 / NDCG@10 0.06712 +- 0.00091 against weight 0.25's 3-seed "
                                  "0.11513 / 0.06752, +0.5 % / -0.6 %: level); dense_weight stays 0.25",
+}, "beauty_levers_xeon_20min_ahead": {
+    "grouped_collab60_dense025_ahead3": "not kept (the dense head also learning each sample's next three later "
+                                        "training targets, dense_ahead 3, one seed: Recall@10 0.11438 / NDCG@10 "
+                                        "0.06588 at its best mix 0.5, 0.11213 / 0.06471 at the default mix 1.0, "
+                                        "against the dense head's 3-seed 0.11513 +- 0.00098 / 0.06752 +- 0.00102: "
+                                        "-0.7 % / -2.4 % at its best mix, -2.6 % / -4.2 % at 1.0; generation alone "
+                                        "0.10975 and the dense head alone 0.10312, both below weight 0.25's seed 0); "
+                                        "a second seed was stopped at its start; dense_ahead stays 0",
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "

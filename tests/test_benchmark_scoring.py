@@ -161,3 +161,39 @@ def test_the_hour_run_carries_each_levers_table_under_its_file_name():
         "commit": "abc1234", "split": "valid", "budget_s": 600.0, "machine": "2 cores (Xeon)"}
     assert got["w128"] == {"recall@10": 0.108, "ndcg@10": 0.062, "plain": {"recall@10": 0.098}, "kept": "no",
                            "std": {"recall@10": 0.002}}
+
+
+def test_paired_hits_split_the_users_by_which_model_hits():
+    """OxyRec's sampled users against SASRec's per-user hits: each user in exactly one group, looked up by id."""
+    import numpy as np
+
+    from benchmarks.beauty_popularity import paired
+
+    users = np.array(["u1", "u2", "u3", "u4", "u5"], dtype=object)
+    oxy = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
+    peer = {"u1": 1.0, "u2": 0.0, "u3": 1.0, "u4": 0.0, "u5": 1.0, "u9": 1.0}  # u9: a user OxyRec did not sample
+    freq = np.array([40, 3, 12, 0, 20])
+    got = paired(oxy, users, peer, freq)
+    assert {k: v["users"] for k, v in got.items()} == {"both": 1, "oxyrec_only": 1, "sasrec_only": 2, "neither": 1}
+    assert got["sasrec_only"]["share"] == pytest.approx(0.4)
+    assert got["sasrec_only"]["target_training_count_median"] == 16.0  # u3 and u5: 12 and 20
+
+
+def test_per_level_path_log_probabilities_sum_to_the_path_score(tiny):
+    """``path_logp(per_level=True)`` splits the generation score by code level; empty slots are zeros."""
+    import dataclasses
+
+    import torch
+
+    from oxy_dagster.model.decoding import path_logp
+
+    codes = tiny.catalogue()
+    model = tiny.model(codes).eval()
+    model.cfg = dataclasses.replace(model.cfg, dense_mix=0.0)  # the generation score alone
+    batch = tiny.batch(len(codes), b=3)
+    items = torch.tensor([[0, 1, -1], [2, 3, 4], [5, -1, -1]])
+    each = path_logp(model, batch, items, per_level=True)
+    total = path_logp(model, batch, items)
+    assert each.shape == (3, 3, len(tiny.vocab))
+    assert torch.allclose(each.sum(-1)[items >= 0], total[items >= 0], atol=1e-5)
+    assert (each[items < 0] == 0).all() and torch.isinf(total[items < 0]).all()
