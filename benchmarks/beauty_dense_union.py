@@ -58,7 +58,7 @@ def read_users(members: list, data, trie, rows, batch_size: int = 128) -> dict:
     ens = GeneratorEnsemble(members).eval()
     c = candidates(ens, data, trie, rows, TOP)
     gen_only = [replace(m.cfg, dense_mix=0.0) for m in members]
-    out = {"dense_top": [], "union": [], "u_levels": [], "u_dense": [], "hist": []}
+    out = {"beam_top": [], "dense_top": [], "union": [], "u_levels": [], "u_dense": [], "hist": []}
     for i in tqdm(range(0, len(rows), batch_size), desc="dense and union", mininterval=5):
         batch = data.batch(rows[i:i + batch_size])
         hist = history_items(batch)
@@ -70,14 +70,16 @@ def read_users(members: list, data, trie, rows, batch_size: int = 128) -> dict:
         seen[torch.arange(len(hist))[:, None].expand_as(hist)[known], hist[known]] = True
         dense_top = dense.masked_fill(seen, float("-inf")).topk(TOP, dim=1).indices  # non-history items
         beam_items = c["items"][i:i + batch_size]
-        beam_score = (c["gen"] + c["dense"])[i:i + batch_size].masked_fill(c["seen"][i:i + batch_size], float("-inf"))
-        beam_top = beam_items.gather(1, beam_score.topk(TOP, dim=1).indices)
+        drop = c["seen"][i:i + batch_size] | (beam_items < 0)
+        beam_score = (c["gen"] + c["dense"])[i:i + batch_size].masked_fill(drop, float("-inf"))
+        beam_top = beam_items.gather(1, beam_score.topk(TOP, dim=1).indices)  # the hour's ranking, non-history
         union = unique_rows(torch.cat([beam_top, dense_top], 1))
         gens = []
         for m, e, cfg in zip(members, encs, gen_only):
             saved, m.cfg = m.cfg, cfg
             gens.append(path_logp(m, batch, union, enc=e, per_level=True))
             m.cfg = saved
+        out["beam_top"].append(beam_top)
         out["dense_top"].append(dense_top)
         out["union"].append(union)
         out["u_levels"].append(torch.stack(gens).mean(0))  # (users, C, levels): members' mean per code level
@@ -161,9 +163,7 @@ def main() -> None:
                                    torch.zeros_like(r["dense_top"], dtype=torch.bool), target, True),
               "union": {str(m): figures(r["union"], r["u_gen"] + m * r["u_dense"], union_seen, target, True)
                         for m in MIXES}}
-    beam_rank = (b["gen"] + b["dense"]).masked_fill(b["seen"] | (b["items"] < 0), float("-inf"))
-    beam_top = b["items"].gather(1, beam_rank.topk(TOP, dim=1).indices)
-    in_beam, in_dense = (beam_top == t[:, None]).any(1), (r["dense_top"] == t[:, None]).any(1)
+    in_beam, in_dense = (r["beam_top"] == t[:, None]).any(1), (r["dense_top"] == t[:, None]).any(1)
     result["coverage"] = {"beam": round(float(in_beam.float().mean()), 4),
                           "dense": round(float(in_dense.float().mean()), 4),
                           "union": round(float((in_beam | in_dense).float().mean()), 4)}
