@@ -46,7 +46,7 @@ def prepare_data(paths: DataPaths, dataset_path: str | None, versions: list[str]
 
 
 CODEBOOK_KEYS = {"width": int, "levels": int, "niter": int, "seed": int, "collaborative": float,
-                 "collaborative_dim": int}
+                 "collaborative_dim": int, "collaborative_shrink": float}
 
 
 def derived_codebook(paths: DataPaths, version: str, overrides: dict) -> str:

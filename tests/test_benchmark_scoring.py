@@ -70,6 +70,8 @@ def test_a_derived_sid_version_spells_its_codebook_overrides():
     assert codebook_overrides("V4") == ("V4", {})
     assert codebook_overrides("V4-collaborative0.6-seed1") == ("V4", {"collaborative": 0.6, "seed": 1})
     assert codebook_overrides("V1-collaborative_dim32-width128") == ("V1", {"collaborative_dim": 32, "width": 128})
+    assert codebook_overrides("V4-collaborative0.6-collaborative_shrink10") == (
+        "V4", {"collaborative": 0.6, "collaborative_shrink": 10.0})
     with pytest.raises(ValueError, match="'dropout0.2' is not <key><number>"):
         codebook_overrides("V4-dropout0.2")
 

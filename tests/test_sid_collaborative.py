@@ -50,6 +50,24 @@ def test_unseen_items_get_zero_vectors_and_unknown_items_are_named():
         collaborative_embeddings(bad, items)
 
 
+def test_shrink_shortens_rare_items_by_their_user_count():
+    items, inter = grouped_interactions()
+    users = inter.drop_duplicates().groupby("item_id").user_id.nunique().reindex(items).to_numpy()
+    assert users.min() < users.max()  # the fixture has rare and popular items
+    plain = collaborative_embeddings(inter, items, dim=16)
+    shrunk = collaborative_embeddings(inter, items, dim=16, shrink=5.0)
+    np.testing.assert_allclose(np.linalg.norm(shrunk, axis=1), users / (users + 5.0), rtol=1e-5)
+    np.testing.assert_allclose(shrunk / np.linalg.norm(shrunk, axis=1, keepdims=True), plain, atol=1e-5)
+    with pytest.raises(ValueError, match="shrink must be >= 0"):
+        collaborative_embeddings(inter, items, shrink=-1.0)
+    # mixed with content, a rare item's vector leans to its content more than a popular item's
+    content = np.random.default_rng(0).standard_normal((len(items), 8)).astype(np.float32)
+    mixed = mix_embeddings(content, shrunk, 0.6)
+    share = np.linalg.norm(mixed[:, 8:], axis=1) / np.linalg.norm(mixed, axis=1)
+    rare, popular = users.argmin(), users.argmax()
+    assert share[rare] < share[popular]
+
+
 def test_degenerate_content_and_the_mix():
     rng = np.random.default_rng(1)
     same = np.tile(rng.standard_normal((1, 6)).astype(np.float32), (50, 1))

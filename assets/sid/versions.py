@@ -82,7 +82,8 @@ def sid_codebooks(context: dg.AssetExecutionContext, config: CodebookParams, dat
                                  {"version": name, "dataset": dataset.name, **config.model_dump()}) as run:
             m = build_codebook(paths, name, width=cfg.width or None, levels=cfg.levels, balanced=cfg.balanced,
                                train_size=cfg.train_size or None, niter=cfg.niter, seed=cfg.seed,
-                               collaborative=cfg.collaborative, collaborative_dim=cfg.collaborative_dim)
+                               collaborative=cfg.collaborative, collaborative_dim=cfg.collaborative_dim,
+                               collaborative_shrink=cfg.collaborative_shrink)
             run.metrics(m, to_metadata=False)
             codes[name] = pq.read_table(paths.sid / name / "codes.parquet").to_pandas()[["c1", "c2", "c3"]].to_numpy()
             png = paths.sid / name / "load_balance.png"

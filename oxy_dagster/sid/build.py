@@ -50,6 +50,8 @@ class CodebookConfig:
                                         "embedding) mixed into the content vectors before RQ-KMeans; a catalogue "
                                         "without item content (ids only) uses 1 whatever this says")
     collaborative_dim: int = setting(64, "dimensions of the collaborative vectors")
+    collaborative_shrink: float = setting(0.0, "k > 0: an item's collaborative vector scaled by n / (n + k) for its n "
+                                               "training users, so a rare item's code follows its content")
 
 
 def load_items(paths: DataPaths) -> pd.DataFrame:
@@ -160,12 +162,14 @@ def build_codebook(paths: DataPaths, version: str, width: int | None = None, lev
                    balanced: bool = CodebookConfig.balanced, train_size: int | None = None,
                    niter: int = CodebookConfig.niter, seed: int = CodebookConfig.seed,
                    collaborative: float = CodebookConfig.collaborative,
-                   collaborative_dim: int = CodebookConfig.collaborative_dim) -> dict:
+                   collaborative_dim: int = CodebookConfig.collaborative_dim,
+                   collaborative_shrink: float = CodebookConfig.collaborative_shrink) -> dict:
     """RQ-KMeans codes + the 4th disambiguation code for every item, with the seed's metrics."""
     out_dir = paths.sid / version
     emb = load_file(str(out_dir / "item_embeddings.safetensors"))["embeddings"]
     items = load_items(paths)
-    emb, mixed = tokenizer_inputs(paths, items, emb, collaborative, collaborative_dim, seed)
+    emb, mixed = tokenizer_inputs(paths, items, emb, collaborative, collaborative_dim, seed,
+                                  collaborative_shrink)
     width = width or default_width(len(items))
     rq = RQKMeans(levels=levels, width=width, niter=niter, seed=seed, train_size=train_size, balanced=balanced)
     t0 = time.perf_counter()
@@ -187,17 +191,17 @@ def build_codebook(paths: DataPaths, version: str, width: int | None = None, lev
 
 
 def tokenizer_inputs(paths: DataPaths, items: pd.DataFrame, content: np.ndarray, weight: float, dim: int,
-                     seed: int) -> tuple[np.ndarray, dict]:
+                     seed: int, shrink: float = 0.0) -> tuple[np.ndarray, dict]:
     """The vectors RQ-KMeans clusters: the version's content vectors, mixed with collaborative ones when asked
     or when the content cannot tell items apart (then collaborative alone)."""
     degenerate = content_is_degenerate(content)
     weight = 1.0 if degenerate else weight
-    info = {"collaborative_weight": weight, "content_degenerate": int(degenerate)}
+    info = {"collaborative_weight": weight, "content_degenerate": int(degenerate), "collaborative_shrink": shrink}
     if weight == 0.0:
         return content, info
     train = pq.read_table(paths.splits, columns=["user_id", "item_id", "split"],
                           filters=[("split", "=", "train")]).to_pandas()
-    cf = collaborative_embeddings(train, items.item_id, dim=dim, seed=seed)
+    cf = collaborative_embeddings(train, items.item_id, dim=dim, seed=seed, shrink=shrink if weight < 1.0 else 0.0)
     cold = np.abs(cf).sum(1) == 0
     info["collaborative_cold_items"] = int(cold.sum())
     if weight == 1.0 and cold.any():  # nothing is known about these items: a seeded random direction each

@@ -8,6 +8,10 @@ vector follows item degree (popularity), not taste, and is dropped.
 
 A catalogue without item content (Amazon Sports here: ids only) gives every item the same content vector; its
 codes then come from these vectors alone. Elsewhere ``mix_embeddings`` concatenates the two, weighted.
+
+An item bought by few users has a spectral vector drawn from a handful of rows: noise, at full length once normalised.
+``shrink`` k scales each item's vector by n / (n + k) for its n training users, so a rare item's code follows its
+content and a popular item's its buyers (a James-Stein-style shrinkage towards "no collaborative evidence").
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
 
-def collaborative_embeddings(interactions: pd.DataFrame, item_ids, dim: int = 64, seed: int = 0) -> np.ndarray:
-    """(N, dim) unit vectors in the order of ``item_ids`` from (user_id, item_id) rows; items never seen in
-    ``interactions`` get zero vectors. ``dim`` is capped by the matrix's rank."""
+def collaborative_embeddings(interactions: pd.DataFrame, item_ids, dim: int = 64, seed: int = 0,
+                             shrink: float = 0.0) -> np.ndarray:
+    """(N, dim) vectors in the order of ``item_ids`` from (user_id, item_id) rows: unit length, or n / (n + shrink)
+    for an item of n distinct training users when ``shrink`` > 0; items never seen in ``interactions`` get zero
+    vectors. ``dim`` is capped by the matrix's rank."""
+    if shrink < 0:
+        raise ValueError(f"collaborative shrink must be >= 0, got {shrink}")
     item_ids = pd.Index(item_ids)
     cols = item_ids.get_indexer(interactions["item_id"])
     unknown = cols < 0
@@ -42,6 +50,8 @@ def collaborative_embeddings(interactions: pd.DataFrame, item_ids, dim: int = 64
     emb = vt[order].T * s[order]
     emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     emb[di == 0] = 0.0  # unseen items: their column is empty, what the solver leaves there is rounding noise
+    if shrink > 0:
+        emb *= (di / (di + shrink))[:, None]
     return emb.astype(np.float32)
 
 
