@@ -240,6 +240,15 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                                         "-0.7 % / -2.4 % at its best mix, -2.6 % / -4.2 % at 1.0; generation alone "
                                         "0.10975 and the dense head alone 0.10312, both below weight 0.25's seed 0); "
                                         "a second seed was stopped at its start; dense_ahead stays 0",
+}, "beauty_levers_xeon_20min_shrink": {
+    "grouped_collab60_dense025_shrink10": "kept for the hour (each item's collaborative vector shrunk by n / (n + 10) "
+                                          "for its n training users, 2 seeds: Recall@10 0.12025 +- 0.00088 / NDCG@10 "
+                                          "0.07125 +- 0.00053 at seed 0's best mix 0.5, +4.1 % / +5.3 % against the "
+                                          "dense head's 3 seeds at that mix, 0.11550 / 0.06765; at the default mix "
+                                          "1.0 0.11844 / 0.07093, +2.9 % / +5.1 %, plain +4.9 % / +7.3 %; generation "
+                                          "alone +4.8 %); the codebook keeps 11,078 distinct 3-code prefixes against "
+                                          "10,585, longest collision 22 against 44; measured at the hour in "
+                                          "beauty-hour-shrink",
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "
