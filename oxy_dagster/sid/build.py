@@ -196,12 +196,13 @@ def tokenizer_inputs(paths: DataPaths, items: pd.DataFrame, content: np.ndarray,
     or when the content cannot tell items apart (then collaborative alone)."""
     degenerate = content_is_degenerate(content)
     weight = 1.0 if degenerate else weight
+    shrink = shrink if 0.0 < weight < 1.0 else 0.0  # only a mix with content has something to shrink towards
     info = {"collaborative_weight": weight, "content_degenerate": int(degenerate), "collaborative_shrink": shrink}
     if weight == 0.0:
         return content, info
     train = pq.read_table(paths.splits, columns=["user_id", "item_id", "split"],
                           filters=[("split", "=", "train")]).to_pandas()
-    cf = collaborative_embeddings(train, items.item_id, dim=dim, seed=seed, shrink=shrink if weight < 1.0 else 0.0)
+    cf = collaborative_embeddings(train, items.item_id, dim=dim, seed=seed, shrink=shrink)
     cold = np.abs(cf).sum(1) == 0
     info["collaborative_cold_items"] = int(cold.sum())
     if weight == 1.0 and cold.any():  # nothing is known about these items: a seeded random direction each
