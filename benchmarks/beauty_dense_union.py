@@ -137,6 +137,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=3000, help="seeded random validation users")
     ap.add_argument("--version", default="V4-collaborative0.6")
     ap.add_argument("--members-dir", default=None, help="default: $OXY_HOME/bench/beauty-models-hour2/<version>")
+    ap.add_argument("--name", default="beauty_dense_union", help="results name (benchmarks/results/<name>.json)")
     add_workdir_argument(ap)
     args = ap.parse_args()
     from oxy_dagster.model.pipeline import load_pretrained_many
@@ -170,8 +171,8 @@ def main() -> None:
     result["union_gain"] = {k: round(result["union"]["1.0"][k] / result["beam"]["1.0"][k], 3)
                             for k in ("recall@10", "ndcg@10")}
     result["level_weights"] = level_weights(r, target, union_seen)
-    png = plot(result, RESULTS / "beauty_dense_union.png")
-    write_result("beauty_dense_union", result, {"version": args.version, "rows": len(rows)}, artifacts=[png])
+    png = plot(result, RESULTS / f"{args.name}.png")
+    write_result(args.name, result, {"version": args.version, "rows": len(rows)}, artifacts=[png])
     print(result)
 
 

@@ -5,6 +5,7 @@ from the committed table only for levers whose definition is unchanged."""
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks.beauty_eval import split_figures as figures_of_one_beam
@@ -199,3 +200,21 @@ def test_per_level_path_log_probabilities_sum_to_the_path_score(tiny):
     assert each.shape == (3, 3, len(tiny.vocab))
     assert torch.allclose(each.sum(-1)[items >= 0], total[items >= 0], atol=1e-5)
     assert (each[items < 0] == 0).all() and torch.isinf(total[items < 0]).all()
+
+
+def test_the_transition_baseline_ranks_the_last_items_successors_then_popular_items_without_history():
+    from benchmarks.beauty_transitions import ranked_lists, transitions
+
+    # training samples (last item -> target): 0 -> 1 twice, 0 -> 2 once, 3 -> 4 once
+    succ = transitions(np.array([0, 0, 0, 3]), np.array([1, 2, 1, 4]))
+    assert succ[0][0].tolist() == [1, 2] and succ[0][1].tolist() == [2, 1]
+    assert succ[3][0].tolist() == [4] and 1 not in succ
+    popular = np.array([4, 1, 5, 2, 0, 3])
+    history = np.array([[0, 9], [3, 4], [7, 9]])  # row 1 has already seen item 4 (its last item's successor)
+    pred = ranked_lists(np.array([0, 3, 7]), history, succ, popular, k=4)
+    assert pred[0].tolist() == [1, 2, 4, 5]  # successors by count, then popularity, never the history
+    assert pred[1].tolist() == [1, 5, 2, 0]  # its successor 4 and its last item 3 are history
+    short = ranked_lists(np.array([3]), np.array([[3, 4]]), succ, np.array([4, 1, 3]), k=4)
+    assert short.tolist() == [[1, -1, -1, -1]]  # the list runs short rather than repeat or show history
+    pop = ranked_lists(np.array([0, 3, 7]), history, succ, popular, k=4, use_transitions=False)
+    assert pop[0].tolist() == [4, 1, 5, 2]
