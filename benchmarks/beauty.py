@@ -50,7 +50,8 @@ def recipe(args) -> dict:
     """The generator overrides this run trains with (regularisation levers of #15)."""
     return {"dropout": args.dropout, "emb_dropout": args.emb_dropout, "label_smoothing": args.label_smoothing,
             "item_id_emb": args.item_id_emb, "tie_heads": args.tie_heads, "user_buckets": args.user_buckets,
-            "dense_weight": args.dense_weight, "dense_mix": args.dense_mix, "dense_ahead": args.dense_ahead}
+            "dense_weight": args.dense_weight, "dense_mix": args.dense_mix, "dense_ahead": args.dense_ahead,
+            "dense_candidates": args.dense_candidates}
 
 
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -303,6 +304,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--dense-mix", type=float, default=GeneratorConfig.dense_mix,
                     help="beam candidates ranked by log p(codes) + this x the dense head's log p(item) "
                          "(GeneratorConfig.dense_mix; choose it on validation: benchmarks/beauty_levers.py)")
+    ap.add_argument("--dense-candidates", type=int, default=GeneratorConfig.dense_candidates,
+                    help="the dense head's N best items outside the beam join its candidates (GeneratorConfig."
+                         "dense_candidates; 0: the beam's only)")
     ap.add_argument("--members", type=int, default=1,
                     help="> 1: train that many generators for budget / members each and decode them as one ensemble")
     ap.add_argument("--member-versions", default=None,

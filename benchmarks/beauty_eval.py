@@ -2,7 +2,10 @@
 
 ``candidates`` keeps the beam's last-level items (beam, at least 20, + history length of them, so the
 history filter can drop items without emptying the list: the same list ``beam_search(exclude=...)``
-filters) with their generation log-probability and, for a model with a dense head, their dense log-probability;
+filters), for a model with ``dense_candidates`` also the dense head's best non-history items outside them (as
+``beam_search(exclude=history)`` joins them; the plain protocol gets its own list, whose dense candidates are chosen
+without knowing the history, as ``beam_search()`` chooses them), with their generation log-probability and,
+for a model with a dense head, their dense log-probability;
 ``scored`` ranks them under a ``dense_mix`` with or without the history filter.
 ``split_figures`` reads a whole split (or its first ``limit`` users) that way; ``curve_point`` and ``minutes_to``
 turn checkpoints into the recall-vs-time curve, scored on a seeded sample of users per split.
@@ -14,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from oxy_dagster.model.decoding import beam_search
+from oxy_dagster.model.decoding import beam_search, encode_users, join_dense_candidates
 from oxy_dagster.model.evaluate import history_items, list_figures, ranking_metrics
 
 KEYS = ("recall@10", "ndcg@10")
@@ -22,7 +25,8 @@ KEYS = ("recall@10", "ndcg@10")
 
 @torch.no_grad()
 def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int = 256, desc: str = "candidates"):
-    out = {"items": [], "gen": [], "dense": [], "seen": []}
+    lists = ("", "plain_") if model.cfg.dense_weight > 0 and model.cfg.dense_candidates > 0 else ("",)
+    out = {f"{p}{k}": [] for p in lists for k in ("items", "gen", "dense", "seen")}
     model.eval()
     for i in tqdm(range(0, len(rows), batch_size), desc=desc, mininterval=5):
         batch = data.batch(rows[i:i + batch_size])
@@ -31,23 +35,31 @@ def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
         if hasattr(model, "search"):  # a CodebookEnsemble: its members' beams, each over its own trie
             items, gen = model.search(batch, beam, width)
         else:
-            items, gen = beam_search(model, batch, trie, beam=beam, topk=width, dense_mix=0.0)
-        dense = torch.zeros_like(gen)
+            enc = encode_users(model, batch)
+            items, gen = beam_search(model, batch, trie, beam=beam, topk=width, dense_mix=0.0, enc=enc,
+                                     dense_candidates=0)
+        state = None
         if model.cfg.dense_weight > 0:
-            instr, query = model.instruction(batch)
-            memory, mask, _ = model.encode(batch, query)
-            h, _ = model.decode(model.prefix(instr), memory, mask)
-            dense = model.dense_logp(h[:, -1]).gather(1, items.clamp(min=0))
-        out["items"].append(items)
-        out["gen"].append(gen)
-        out["dense"].append(dense)
-        out["seen"].append((items[:, :, None] == hist[:, None, :]).any(-1))
+            state = model.decode(model.prefix(enc[0]), enc[2], enc[3])[0][:, -1]
+        for p in lists:
+            its, g = items, gen
+            if len(lists) > 1:  # the dense head's best items outside the beam, and outside the history for the
+                # filtered list (as beam_search(exclude=history) joins them), for the plain list outside the beam only
+                its, g = join_dense_candidates(model, batch, enc, state, items, gen, None if p else hist,
+                                               model.cfg.dense_candidates)
+            dense = torch.zeros_like(g) if state is None else model.dense_logp(state).gather(1, its.clamp(min=0))
+            for k, v in (("items", its), ("gen", g), ("dense", dense),
+                         ("seen", (its[:, :, None] == hist[:, None, :]).any(-1))):
+                out[f"{p}{k}"].append(v)
     return {k: torch.cat(v) for k, v in out.items()}
 
 
 def ranked(c: dict, mix, exclude_history: bool, k: int = 20) -> np.ndarray:
     """The top ``k`` candidates (item rows, -1: empty) ranked by generation + mix x dense (mix "only": dense
-    alone), without the user's history items when ``exclude_history``."""
+    alone), without the user's history items when ``exclude_history``; the plain protocol reads its own list where
+    ``candidates`` made one (``plain_*``: dense candidates chosen without knowing the history)."""
+    if not exclude_history and "plain_items" in c:
+        c = {key[len("plain_"):]: v for key, v in c.items() if key.startswith("plain_")}
     score = c["dense"] if mix == "only" else c["gen"] + float(mix) * c["dense"]
     score = score.masked_fill(c["items"] < 0, float("-inf"))
     if exclude_history:

@@ -247,13 +247,19 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
                                         "a second seed was stopped at its start; dense_ahead stays 0",
 }, "beauty_levers_xeon_20min_shrink": {
     "grouped_collab60_dense025_shrink10": "kept for the hour (each item's collaborative vector shrunk by n / (n + 10) "
-                                          "for its n training users, 2 seeds: Recall@10 0.12025 +- 0.00088 / NDCG@10 "
-                                          "0.07125 +- 0.00053 at seed 0's best mix 0.5, +4.1 % / +5.3 % against the "
+                                          "for its n training users, 3 seeds: Recall@10 0.11921 +- 0.00190 / NDCG@10 "
+                                          "0.07060 +- 0.00117 at seed 0's best mix 0.5, +3.2 % / +4.4 % against the "
                                           "dense head's 3 seeds at that mix, 0.11550 / 0.06765; at the default mix "
-                                          "1.0 0.11844 / 0.07093, +2.9 % / +5.1 %, plain +4.9 % / +7.3 %; generation "
-                                          "alone +4.8 %); the codebook keeps 11,078 distinct 3-code prefixes against "
-                                          "10,585, longest collision 22 against 44; measured at the hour in "
-                                          "beauty-hour-shrink",
+                                          "1.0 0.11875 +- 0.00057 / 0.07079 +- 0.00038, +3.1 % / +4.8 %, plain "
+                                          "+4.7 % / +6.4 %; generation alone +3.9 %, the dense head alone +6.7 %); "
+                                          "the codebook keeps 11,078 distinct 3-code prefixes against 10,585, longest "
+                                          "collision 22 against 44; measured at the hour in beauty-hour-shrink",
+}, "beauty_levers_xeon_20min_itemid": {
+    "grouped_collab60_dense025_shrink10_itemid": (
+        "kept for the hour (item_id_emb with the dense head: its softmax holds a tied free vector per item, as "
+        "SASRec's does; one seed at its best mix 1.0: Recall@10 0.12925 / NDCG@10 0.07661, +8.8 % / +8.2 % against "
+        "the shrink lever's 3 seeds at mix 1.0, 0.11875 / 0.07079, plain +9.2 % / +8.0 %, with 13 % fewer steps; "
+        "generation alone level, the dense head alone +10.7 %); measured at the hour in beauty-hour-shrink-itemid"),
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "

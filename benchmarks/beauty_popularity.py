@@ -62,7 +62,8 @@ def split_figures(pred: np.ndarray, target: np.ndarray, freq: np.ndarray) -> dic
 def prior_rerank(c: dict, counts: np.ndarray, target: np.ndarray, alphas: list[float]) -> dict:
     """Figures (filtered, ``plain``) of the candidates ranked by gen - alpha x log(1 + training count)."""
     items = c["items"].clamp(min=0).numpy()  # empty slots (-1) are ranked last by ``ranked`` whatever they score
-    c = {**c, "dense": torch.from_numpy(-np.log1p(counts[items]).astype(np.float32))}
+    c = {**{k: v for k, v in c.items() if not k.startswith("plain_")},  # both protocols read the filtered list
+         "dense": torch.from_numpy(-np.log1p(counts[items]).astype(np.float32))}
     return {str(a): {**scored(c, target, a, True), "plain": scored(c, target, a, False)} for a in alphas}
 
 

@@ -1,5 +1,6 @@
 """The per-item input vector of #15 (``item_id_emb``): it starts at zero, so the model begins as the semantic-ID
-model; training moves only the rows of items that were inputs; configs saved before it load with it off."""
+model; without a dense head training moves only the rows of items that were inputs, with one it is also each item's
+dense output vector (tied, as SASRec's); configs saved before it load with it off."""
 
 from dataclasses import asdict
 
@@ -39,3 +40,21 @@ def test_configs_saved_before_the_item_vector_load_without_it(tiny):
     assert GeneratorConfig.from_saved(saved).item_id_emb is True
     saved.pop("item_id_emb")
     assert GeneratorConfig.from_saved(saved).item_id_emb is False
+
+
+def test_with_a_dense_head_the_item_vector_is_also_the_items_dense_output_vector(tiny):
+    codes = tiny.catalogue()
+    batch = tiny.batch(len(codes), b=2)
+    model = tiny.model(codes, q2i_weight=0.0, item_id_emb=True, dense_weight=1.0)
+    before = model.item_vectors().detach()
+    delta = torch.randn(len(codes), model.cfg.d_model)
+    with torch.no_grad():
+        model.id_emb.weight[:-1] += delta
+    assert torch.allclose(model.item_vectors().detach() - before, delta, atol=1e-5)  # the dense vector holds it
+    model(batch)["loss"].backward()
+    grad = model.id_emb.weight.grad.abs().sum(1) > 0
+    seen = torch.zeros(len(codes) + 1, dtype=torch.bool)
+    seen[batch["short_items"].flatten()] = True
+    seen[batch["target"]] = True
+    seen[batch["trigger"][batch["trigger"] < len(codes)]] = True
+    assert grad[:-1][~seen[:-1]].all()  # the catalogue-wide softmax reaches items neither input nor target

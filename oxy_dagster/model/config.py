@@ -56,8 +56,13 @@ class GeneratorConfig:
     # next item's; at most data.AHEAD; 0: the next item only
     dense_ahead: int = 0
     dense_mix: float = 1.0  # beam search ranks its candidates by log p(codes) + dense_mix x log p_dense(item)
-    # a learned per-item vector added to an item's input token (zero at the start, so an item never trained on
-    # is its semantic ID alone); the output stays the semantic ID's codes
+    # the dense head's N best items outside the beam (and outside what the caller excludes) join the beam's last-level
+    # candidates, each scored by its whole code path's log-probability (teacher forced) as a beam item is: items
+    # whose code paths the beam pruned can still be ranked (LIGER's hybrid retrieval); 0: the beam's items only
+    dense_candidates: int = 0
+    # a learned per-item vector added to an item's embedding (zero at the start, so an item never trained on is its
+    # semantic ID alone): its input token, and with a dense head also its output vector there (tied, as SASRec's);
+    # the generated codes stay the semantic ID's
     item_id_emb: bool = False
     # each code level's output head shares its weight matrix with that level's input code embedding (its own
     # bias), as language models tie input and output embeddings: a code is scored by its own vector
@@ -71,6 +76,8 @@ class GeneratorConfig:
             raise ValueError(f"placement {self.placement!r} not in {PLACEMENTS}")
         if self.components not in COMPONENTS:
             raise ValueError(f"components {self.components!r} not in {COMPONENTS}")
+        if self.dense_candidates < 0:
+            raise ValueError(f"dense_candidates {self.dense_candidates} < 0")
         if not 0 <= self.dense_ahead <= AHEAD:
             raise ValueError(f"dense_ahead {self.dense_ahead} not in 0..{AHEAD} (the later targets a sample carries)")
         if self.d_model % self.n_heads:
@@ -86,7 +93,7 @@ class GeneratorConfig:
 
 # fields newer than some saved configs: their "off"
 ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "dense_ahead": 0, "emb_dropout": 0.0, "label_smoothing": 0.0,
-                   "item_id_emb": False, "tie_heads": False, "user_buckets": 0}
+                   "item_id_emb": False, "tie_heads": False, "user_buckets": 0, "dense_candidates": 0}
 
 # Seed Table 3 (hidden / intermediate, experts total / active) and CPU-sized presets.
 PRESETS: dict[str, dict] = {
@@ -123,7 +130,8 @@ class ModelChoice:
     dropout: float = setting(GeneratorConfig.dropout, "dropout in attention, FFN and residual branches")
     emb_dropout: float = setting(GeneratorConfig.emb_dropout, "dropout on the encoder's input tokens")
     label_smoothing: float = setting(GeneratorConfig.label_smoothing, "label smoothing of each code level's loss")
-    item_id_emb: bool = setting(GeneratorConfig.item_id_emb, "a learned per-item input vector beside the codes")
+    item_id_emb: bool = setting(GeneratorConfig.item_id_emb, "a learned per-item vector beside the codes (input, and "
+                                                             "the dense head's output)")
     tie_heads: bool = setting(GeneratorConfig.tie_heads, "output heads share the code embeddings' weights")
     user_buckets: int = setting(GeneratorConfig.user_buckets, "hashed user-ID vectors on the profile token (0: none)")
     dense_weight: float = setting(GeneratorConfig.dense_weight,
@@ -132,6 +140,8 @@ class ModelChoice:
                                "the dense head also learns the user's next N later training targets (0: none)")
     dense_mix: float = setting(GeneratorConfig.dense_mix,
                                "final ranking: log p(codes) + this x the dense head's log p(item)")
+    dense_candidates: int = setting(GeneratorConfig.dense_candidates,
+                                    "the dense head's N best items outside the beam join its candidates (0: none)")
 
     def overrides(self) -> dict:
         """GeneratorConfig fields this choice sets (everything but the preset name)."""

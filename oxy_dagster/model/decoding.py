@@ -27,7 +27,7 @@ def _reorder(cache, index: torch.Tensor):
 def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, topk: int = 20,
                 leaf_rows: torch.Tensor | None = None, exclude: torch.Tensor | None = None,
                 prm=None, dense_mix: float | None = None,
-                enc: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                enc: tuple | None = None, dense_candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top ``topk`` items per row of ``batch`` as (item rows, log-probabilities), best first.
 
     ``leaf_rows`` maps the trie's leaves to global item rows when ``trie`` covers a candidate pool;
@@ -36,10 +36,14 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     ``prm``: a ``prm.ProcessRewardModel`` that re-ranks each level's extensions before the last (pruning).
     ``dense_mix``: weight of the dense head's item log-probability in the final ranking of the last level's
     candidates (``Generator.rescore``; default the model's own ``dense_mix``). ``enc``: ``encode_users(model,
-    batch)`` when the caller already has it (it is not computed again).
+    batch)`` when the caller already has it (it is not computed again). ``dense_candidates``: the dense head's that
+    many best items outside the beam and ``exclude`` join the last level's candidates, scored by their whole code
+    path (``path_logp``) as the beam scores its own (default the model's own ``dense_candidates``; not with
+    ``leaf_rows``, whose trie covers a pool the dense head does not know).
     """
     model.eval()
-    instr, query, memory, mask = encode_users(model, batch) if enc is None else enc
+    enc = encode_users(model, batch) if enc is None else enc
+    instr, query, memory, mask = enc
     user_memory, user_mask = memory, mask  # one row per user, for the PRM
     paths = torch.zeros(memory.shape[0], 1, 0, dtype=torch.long)  # the codes chosen so far (kept for the PRM)
     prefix = model.prefix(instr)
@@ -81,6 +85,9 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     items = torch.where(prefix_ids >= 0, trie.item_of_leaf[prefix_ids.clamp(min=0)], torch.full_like(prefix_ids, -1))
     if leaf_rows is not None:
         items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
+    n_dense = model.cfg.dense_candidates if dense_candidates is None else dense_candidates
+    if n_dense > 0 and model.cfg.dense_weight > 0 and leaf_rows is None:
+        items, scores = join_dense_candidates(model, batch, enc, first_state, items, scores, exclude, n_dense)
     scores = model.rescore(first_state, items, scores, dense_mix)
     if exclude is not None:
         seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
@@ -89,6 +96,23 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     scores, order = scores.topk(min(topk, scores.shape[1]), dim=1)
     items = items.gather(1, order)
     return items.masked_fill(~torch.isfinite(scores), -1), scores
+
+
+@torch.no_grad()
+def join_dense_candidates(model, batch, enc, state, items, scores, exclude, n: int):
+    """The beam's (items, scores) followed by the dense head's ``n`` best items that are neither among them nor in
+    ``exclude``, each scored by the log-probability of its whole code path (-1 / -inf where none is left).
+    ``enc``: ``encode_users(model, batch)``; ``state``: the decoder state that predicts the first code."""
+    dense = model.dense_logp(state)
+    taken = torch.zeros_like(dense, dtype=torch.bool)
+    for rows in (items, exclude):
+        if rows is not None:
+            known = (rows >= 0) & (rows < dense.shape[1])
+            taken[torch.arange(len(rows))[:, None].expand_as(rows)[known], rows[known]] = True
+    top = dense.masked_fill(taken, float("-inf")).topk(min(n, dense.shape[1]), dim=1)
+    extra = top.indices.masked_fill(~torch.isfinite(top.values), -1)
+    gen = path_logp(model, batch, extra, enc=enc, per_level=True).sum(-1).masked_fill(extra < 0, float("-inf"))
+    return torch.cat([items, extra], 1), torch.cat([scores, gen], 1)
 
 
 def _prm_pruned(prm, memory, pad, paths, total, vocab: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Several generators over one SID catalogue, decoded as one generator (a product of experts).
 
-``GeneratorEnsemble`` exposes the methods ``beam_search`` calls on a ``Generator``
-(instruction, encode, prefix, decode, heads, code_token, rescore): every member
+``GeneratorEnsemble`` exposes the methods ``beam_search`` and ``path_logp`` call on a ``Generator``
+(instruction, encode, prefix, decode, heads, code_token, code_states, rescore): every member
 runs its own encoder and decoder, the members' states travel concatenated along
 the feature axis (so beam search reorders them, and the members' KV caches, as it
 reorders one model's), and each code level's log-probabilities are the members'
@@ -85,6 +85,14 @@ class GeneratorEnsemble(nn.Module):
 
     def code_token(self, level: int, codes: torch.Tensor) -> torch.Tensor:
         return torch.cat([m.code_token(level, codes) for m in self.members], -1)
+
+    @property
+    def item_codes(self) -> torch.Tensor:
+        return self.members[0].item_codes  # one catalogue: every member's codes are these
+
+    def code_states(self, prefix, codes, memory, mask):
+        """Teacher-forced states of code paths, the members' side by side (``path_logp`` scores any item with them)."""
+        return Generator.code_states(self, prefix, codes, memory, mask)
 
     def dense_logp(self, state: torch.Tensor) -> torch.Tensor:
         """The members' mean dense log-probability of every catalogue item (their dense heads as a product of

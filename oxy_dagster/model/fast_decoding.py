@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from kernels.beam_step import beam_step
 
+from .decoding import encode_users, join_dense_candidates
 from .ensemble import GeneratorEnsemble
 from .generator import Generator
 from .trie import DenseTrie
@@ -154,6 +155,10 @@ class BeamDecoder:
         if leaf_rows is not None:
             items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
         first = torch.cat([st["first"] for st in states], -1)  # an ensemble's state: its members' side by side
+        n_dense = self.model.cfg.dense_candidates
+        if n_dense > 0 and self.model.cfg.dense_weight > 0 and leaf_rows is None and not sampling:
+            items, scores = join_dense_candidates(self.model, batch, encode_users(self.model, batch), first, items,
+                                                  scores, exclude, n_dense)  # as beam_search joins them
         scores = self.model.rescore(first, items, scores)  # the dense mix, where the model has one
         if exclude is not None:
             seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
