@@ -4,8 +4,8 @@ No training: a generator (one model directory) or the members of a ``--members``
 ensemble) is decoded with each number of dense candidates in ``--counts`` (the dense head's best items outside the
 beam join its candidates, scored by their whole code path) and each ``dense_mix`` in ``MIXES``, on a seeded sample of
 validation users (history filter on, and ``plain``). The setting with the best validation Recall@10 + NDCG@10 is
-chosen there; with ``--test``, the test split is then read once at that setting and at the generator's own (no dense
-candidates, its ``dense_mix``), so the lever's effect on test is a paired difference chosen without test.
+chosen there; with ``--test``, every test user is then read once at that setting (``--test-own``: also at the
+generators' own, which ``benchmarks/beauty.py`` read for them), so the lever's effect on test is chosen without test.
 Writes benchmarks/results/<name>.json and logs it to MLflow.
 
 Usage: ``python -m benchmarks.beauty_dense_candidates --version V --model-dirs DIR[,DIR...] [--test]``
@@ -45,7 +45,9 @@ def main() -> None:
     ap.add_argument("--model-dirs", required=True, help="comma-separated model directories (several: an ensemble)")
     ap.add_argument("--counts", default="0,25,50,100", help="numbers of dense candidates to try")
     ap.add_argument("--rows", type=int, default=3000, help="seeded random validation users (0: all)")
-    ap.add_argument("--test", action="store_true", help="read every test user at the chosen setting and without it")
+    ap.add_argument("--test", action="store_true", help="read every test user at the chosen setting")
+    ap.add_argument("--test-own", action="store_true",
+                    help="with --test, also at the generators' own setting (what benchmarks/beauty.py read for them)")
     ap.add_argument("--beam", type=int, default=50)
     ap.add_argument("--name", default="beauty_dense_candidates")
     args = ap.parse_args()
@@ -64,10 +66,11 @@ def main() -> None:
               "own": {"dense_candidates": own[0], "dense_mix": own[1]}}
     if args.test:
         test_rows = split_rows(data, "test", cat.pad)
-        result["test"] = {"chosen": read(model, data, trie, test_rows, args.beam, int(chosen[0]), (chosen[1],)),
-                          "own": read(model, data, trie, test_rows, args.beam, own[0], (own[1],))}
-        result["test_gain"] = {k: round(result["test"]["chosen"][chosen[1]][k] / result["test"]["own"][str(own[1])][k],
-                                        3) for k in KEYS}
+        result["test"] = {"chosen": read(model, data, trie, test_rows, args.beam, int(chosen[0]), (chosen[1],))}
+        if args.test_own:
+            result["test"]["own"] = read(model, data, trie, test_rows, args.beam, own[0], (own[1],))
+            result["test_gain"] = {k: round(result["test"]["chosen"][chosen[1]][k]
+                                            / result["test"]["own"][str(own[1])][k], 3) for k in KEYS}
     write_result(args.name, result, {"version": args.version, "members": len(models), "rows": args.rows,
                                      "counts": args.counts, "beam": args.beam})
     print(result)
