@@ -38,16 +38,17 @@ def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
             enc = encode_users(model, batch)
             items, gen = beam_search(model, batch, trie, beam=beam, topk=width, dense_mix=0.0, enc=enc,
                                      dense_candidates=0)
-        state = None
+        state = dense_all = None
         if model.cfg.dense_weight > 0:
             state = model.decode(model.prefix(enc[0]), enc[2], enc[3])[0][:, -1]
+            dense_all = model.dense_logp(state)  # once per batch: both lists read it
         for p in lists:
             its, g = items, gen
             if len(lists) > 1:  # the dense head's best items outside the beam, and outside the history for the
                 # filtered list (as beam_search(exclude=history) joins them), for the plain list outside the beam only
                 its, g = join_dense_candidates(model, batch, enc, state, items, gen, None if p else hist,
                                                model.cfg.dense_candidates)
-            dense = torch.zeros_like(g) if state is None else model.dense_logp(state).gather(1, its.clamp(min=0))
+            dense = torch.zeros_like(g) if dense_all is None else dense_all.gather(1, its.clamp(min=0))
             for k, v in (("items", its), ("gen", g), ("dense", dense),
                          ("seen", (its[:, :, None] == hist[:, None, :]).any(-1))):
                 out[f"{p}{k}"].append(v)
