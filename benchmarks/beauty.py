@@ -51,7 +51,7 @@ def recipe(args) -> dict:
     return {"dropout": args.dropout, "emb_dropout": args.emb_dropout, "label_smoothing": args.label_smoothing,
             "item_id_emb": args.item_id_emb, "tie_heads": args.tie_heads, "user_buckets": args.user_buckets,
             "dense_weight": args.dense_weight, "dense_mix": args.dense_mix, "dense_ahead": args.dense_ahead,
-            "dense_candidates": args.dense_candidates}
+            "dense_candidates": args.dense_candidates, "dense_exclude_history": args.dense_exclude_history}
 
 
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -290,8 +290,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--dropout", type=float, default=GeneratorConfig.dropout)
     ap.add_argument("--emb-dropout", type=float, default=GeneratorConfig.emb_dropout)
     ap.add_argument("--label-smoothing", type=float, default=GeneratorConfig.label_smoothing)
-    ap.add_argument("--item-id-emb", action="store_true",
-                    help="a learned per-item input vector beside the semantic ID's codes (GeneratorConfig.item_id_emb)")
+    ap.add_argument("--item-id-emb", action=argparse.BooleanOptionalAction, default=GeneratorConfig.item_id_emb,
+                    help="a learned per-item vector beside the semantic ID's codes (GeneratorConfig.item_id_emb)")
     ap.add_argument("--tie-heads", action="store_true",
                     help="each code level's output head shares its code embedding's matrix (GeneratorConfig.tie_heads)")
     ap.add_argument("--user-buckets", type=int, default=GeneratorConfig.user_buckets,
@@ -301,6 +301,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--dense-ahead", type=int, default=GeneratorConfig.dense_ahead,
                     help="the dense head also learns the user's next N later training targets (GeneratorConfig."
                          "dense_ahead)")
+    ap.add_argument("--dense-exclude-history", action=argparse.BooleanOptionalAction,
+                    default=GeneratorConfig.dense_exclude_history,
+                    help="the dense loss leaves each sample's history items out of its softmax (GeneratorConfig."
+                         "dense_exclude_history)")
     ap.add_argument("--dense-mix", type=float, default=GeneratorConfig.dense_mix,
                     help="beam candidates ranked by log p(codes) + this x the dense head's log p(item) "
                          "(GeneratorConfig.dense_mix; choose it on validation: benchmarks/beauty_levers.py)")

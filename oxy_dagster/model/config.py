@@ -55,6 +55,10 @@ class GeneratorConfig:
     # (PinnerFormer's dense all-action loss: a longer horizon of the user's interest), their mean NLL weighted as the
     # next item's; at most data.AHEAD; 0: the next item only
     dense_ahead: int = 0
+    # the dense softmax in training leaves out the sample's history items (short and long) as negatives, unless one is
+    # the target: where a catalogue never repeats a purchase the head need not learn to push them down, and a ranking
+    # under the history filter only compares the rest (inference is unchanged: a per-user constant in the log-softmax)
+    dense_exclude_history: bool = False
     dense_mix: float = 1.0  # beam search ranks its candidates by log p(codes) + dense_mix x log p_dense(item)
     # the dense head's N best items outside the beam (and outside what the caller excludes) join the beam's last-level
     # candidates, each scored by its whole code path's log-probability (teacher forced) as a beam item is: items
@@ -92,8 +96,9 @@ class GeneratorConfig:
 
 
 # fields newer than some saved configs: their "off"
-ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "dense_ahead": 0, "emb_dropout": 0.0, "label_smoothing": 0.0,
-                   "item_id_emb": False, "tie_heads": False, "user_buckets": 0, "dense_candidates": 0}
+ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "dense_ahead": 0, "dense_exclude_history": False,
+                   "emb_dropout": 0.0, "label_smoothing": 0.0, "item_id_emb": False, "tie_heads": False,
+                   "user_buckets": 0, "dense_candidates": 0}
 
 # Seed Table 3 (hidden / intermediate, experts total / active) and CPU-sized presets.
 PRESETS: dict[str, dict] = {
@@ -138,6 +143,8 @@ class ModelChoice:
                                   "weight of the dense item-retrieval loss (LIGER's hybrid; 0: no dense head)")
     dense_ahead: int = setting(GeneratorConfig.dense_ahead,
                                "the dense head also learns the user's next N later training targets (0: none)")
+    dense_exclude_history: bool = setting(GeneratorConfig.dense_exclude_history,
+                                          "the dense loss leaves the sample's history items out of its softmax")
     dense_mix: float = setting(GeneratorConfig.dense_mix,
                                "final ranking: log p(codes) + this x the dense head's log p(item)")
     dense_candidates: int = setting(GeneratorConfig.dense_candidates,

@@ -101,9 +101,22 @@ class Generator(nn.Module):
         rows = torch.arange(self.pad_item, device=self.item_codes.device)
         return self.item_embedding(rows) + self.item_text_proj(self.item_text[rows])
 
-    def dense_logp(self, state: torch.Tensor) -> torch.Tensor:
-        """log p_dense(item | user) over the catalogue from the decoder state that predicts the first code."""
-        return torch.log_softmax((self.dense_proj(state) @ self.item_vectors().T).float(), -1)
+    def dense_logp(self, state: torch.Tensor, leave_out: torch.Tensor | None = None) -> torch.Tensor:
+        """log p_dense(item | user) over the catalogue from the decoder state that predicts the first code;
+        ``leave_out`` (B, L item rows, padding allowed): items left out of each row's softmax (log-probability -inf)."""
+        logits = (self.dense_proj(state) @ self.item_vectors().T).float()
+        if leave_out is not None:
+            out = torch.zeros(len(logits), self.pad_item + 1, dtype=torch.bool, device=logits.device)
+            out.scatter_(1, leave_out, True)
+            logits = logits.masked_fill(out[:, :self.pad_item], float("-inf"))
+        return torch.log_softmax(logits, -1)
+
+    def dense_negatives_left_out(self, batch: dict) -> torch.Tensor | None:
+        """The history items the dense loss leaves out of its softmax (``dense_exclude_history``), the target kept."""
+        if not self.cfg.dense_exclude_history:
+            return None
+        history = torch.cat([batch["short_items"], batch["long_items"]], 1)
+        return history.masked_fill(history == batch["target"][:, None], self.pad_item)
 
     def rescore(self, state: torch.Tensor, items: torch.Tensor, scores: torch.Tensor,
                 mix: float | None = None) -> torch.Tensor:
@@ -215,7 +228,7 @@ class Generator(nn.Module):
         out = {"ntp": ntp, "balance": balance, "code_ce": ce.detach().mean(0)}
         loss = ntp + self.cfg.moe_balance_weight * out["balance"]
         if self.cfg.dense_weight > 0:
-            logp = self.dense_logp(h[:, 0])
+            logp = self.dense_logp(h[:, 0], self.dense_negatives_left_out(batch))
             nll = -logp.gather(1, batch["target"][:, None]).squeeze(1)
             out["dense"] = (nll * w).sum() / w.sum()
             loss = loss + self.cfg.dense_weight * out["dense"]
@@ -223,6 +236,8 @@ class Generator(nn.Module):
                 later = batch["ahead"][:, :self.cfg.dense_ahead]
                 known = (later != self.pad_item).float() * w[:, None]  # padding: the user has no later sample
                 far = -logp.gather(1, later.clamp(max=self.pad_item - 1))
+                known = known * torch.isfinite(far)  # a later target the user had bought before: left out
+                far = far.nan_to_num(posinf=0.0)
                 out["dense_ahead"] = (far * known).sum() / known.sum().clamp(min=1e-6)
                 loss = loss + self.cfg.dense_weight * out["dense_ahead"]
         if self.cfg.q2i_weight > 0:
