@@ -266,7 +266,9 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
         "SASRec's does; one seed at its best mix 1.0: Recall@10 0.12925 / NDCG@10 0.07661, +8.8 % / +8.2 % against "
         "the shrink lever's 3 seeds at mix 1.0, 0.11875 / 0.07079, plain +9.2 % / +8.0 %, with 13 % fewer steps; "
         "generation alone level, the dense head alone +10.7 %); seed 1: 0.12625 / 0.07497 at 5,396 steps; 2 seeds "
-        "at mix 1.0: 0.12775 +- 0.00212 / 0.07579 +- 0.00116, +7.6 % / +7.1 %; measured at the hour in "
+        "at mix 1.0: 0.12775 +- 0.00212 / 0.07579 +- 0.00116, +7.6 % / +7.1 %; seed 2: 0.12500 / 0.07391 at 5,291 "
+        "steps; 3 seeds at mix 1.0: 0.12683 +- 0.00218 / 0.07516 +- 0.00136, +6.8 % / +6.2 %, plain 0.11633 / "
+        "0.06553, +6.4 % / +5.4 %; at mix 2.0 0.12758 / 0.07547, level; measured at the hour in "
         "beauty-hour-shrink-itemid"),
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
