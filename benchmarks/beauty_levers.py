@@ -123,6 +123,10 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     # only learns to rank the rest, which is all the filtered lists compare
     "grouped_collab60_dense025_shrink10_itemid_exclhist": (
         {"dense_weight": 0.25, "item_id_emb": True, "dense_exclude_history": True}, GROUPED),
+    # with per-item vectors the dense head alone outranks generation alone (0.1259 against 0.1175 at 20 minutes, and
+    # seeds 1-2 choose mix 2.0 or the head alone): twice its weight in training, as grouped_collab60_dense050 tried
+    # without the per-item vectors (level there)
+    "grouped_collab60_dense050_shrink10_itemid": ({"dense_weight": 0.5, "item_id_emb": True}, GROUPED),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
@@ -138,6 +142,7 @@ CODEBOOKS: dict[str, dict] = {
     "grouped_collab60_width64_levels4": {"collaborative": 0.6, "width": 64, "levels": 4},
     **{f"grouped_collab60_dense025_shrink10{k}": {"collaborative": 0.6, "collaborative_shrink": 10}
        for k in ("", "_itemid", "_itemid_exclhist")},
+    "grouped_collab60_dense050_shrink10_itemid": {"collaborative": 0.6, "collaborative_shrink": 10},
 }
 # lever -> generators trained one after another for budget / n each (seeds seed x n + i) and decoded together
 MEMBERS: dict[str, int] = {"grouped_collab60_members2": 2}
@@ -270,6 +275,13 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
         "steps; 3 seeds at mix 1.0: 0.12683 +- 0.00218 / 0.07516 +- 0.00136, +6.8 % / +6.2 %, plain 0.11633 / "
         "0.06553, +6.4 % / +5.4 %; at mix 2.0 0.12758 / 0.07547, level; measured at the hour in "
         "beauty-hour-shrink-itemid"),
+}, "beauty_levers_xeon_20min_exclhist": {
+    "grouped_collab60_dense025_shrink10_itemid_exclhist": (
+        "not kept (dense_exclude_history on the per-item vector's recipe, seed 0 at mix 1.0: Recall@10 0.12450 / "
+        "NDCG@10 0.07439, -1.8 % / -1.0 % against that recipe's 3 seeds, 0.12683 / 0.07516, and -3.7 % / -2.9 % "
+        "against its own seed 0; plain -2.6 % / -5.4 %; at its best mix 2.0 0.12600 / 0.07517, -1.2 % / -0.4 % "
+        "against the recipe's 3 seeds at mix 2.0, plain -1.6 % / -6.1 %; 5,010 steps, 5 % fewer: the mask costs "
+        "steps and the head learns no better ranking of the rest for leaving the history out)"),
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "
