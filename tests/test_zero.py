@@ -69,9 +69,9 @@ def test_checkpoint_resumes_under_another_zero_stage_on_the_same_trajectory(tiny
                  tmp_path / "b")
     assert [h["step"] for h in rest] == [6, 7, 8]
     assert json.loads((latest_checkpoint(tmp_path / "b") / "state.json").read_text())["zero_stage"] == after
-    # the same trajectory as a run at the new stage from the start; stages sum gradients in other orders, so
-    # float rounding (amplified by Adam on a tiny model) leaves ~3e-4 after two more steps
-    np.testing.assert_allclose([h["loss"] for h in rest], [h["loss"] for h in full[5:]], rtol=1e-3)
+    # the same trajectory as a run at the new stage from the start, to float rounding: the first resumed step takes
+    # the scheduler's LR, not the warmup's first (which left 4e-3 after two more steps with per-item vectors)
+    np.testing.assert_allclose([h["loss"] for h in rest], [h["loss"] for h in full[5:]], rtol=1e-5)
 
 
 @pytest.mark.parametrize("engine", ["torch", "deepspeed"])

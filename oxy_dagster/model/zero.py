@@ -379,6 +379,10 @@ class DeepSpeedEngine:
         if state.get("world_size") != self.world or state.get("zero_stage") != self.zero_stage:
             self._load_resharded(ckpt, int(state.get("world_size", 1)))
             self.sched.load_state_dict(state["scheduler"])
+            # the optimizer's own state_dict, which carries each group's current LR, is not what was loaded here:
+            # the groups still hold the first step's warmup LR, so the next step would take it
+            for group, lr in zip(self.sched.optimizer.param_groups, self.sched.get_last_lr()):
+                group["lr"] = lr
             return state
         weights = load_file(str(ckpt / "model.safetensors"))
         if self.zero_stage == 3:
