@@ -14,7 +14,7 @@ def test_the_item_vector_starts_at_zero_and_learns_only_for_input_items(tiny):
     batch = tiny.batch(len(codes), b=2)
     # without a dense head: its catalogue-wide softmax reaches every item's vector, not only the inputs'
     with_id = tiny.model(codes, q2i_weight=0.0, item_id_emb=True, dense_weight=0.0)
-    plain = tiny.model(codes, q2i_weight=0.0, dense_weight=0.0)
+    plain = tiny.model(codes, q2i_weight=0.0, dense_weight=0.0, item_id_emb=False)
     assert with_id.id_emb.weight.shape == (len(codes) + 1, with_id.cfg.d_model)
     missing = plain.load_state_dict(with_id.state_dict(), strict=False)
     assert missing.unexpected_keys == ["id_emb.weight"] and not missing.missing_keys
@@ -35,7 +35,8 @@ def test_the_item_vector_starts_at_zero_and_learns_only_for_input_items(tiny):
     assert not torch.allclose(with_id(batch)["loss"], plain(batch)["loss"], atol=1e-4)
 
 
-def test_configs_saved_before_the_item_vector_load_without_it(tiny):
+def test_configs_saved_before_the_item_vector_load_without_it_and_new_ones_have_it(tiny):
+    assert tiny.model(tiny.catalogue()).cfg.item_id_emb  # on by default since #15's three seeds
     saved = asdict(tiny.model(tiny.catalogue(), item_id_emb=True).cfg)
     assert GeneratorConfig.from_saved(saved).item_id_emb is True
     saved.pop("item_id_emb")
