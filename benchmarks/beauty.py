@@ -258,7 +258,8 @@ def plot_curve(oxyrec: dict, peer: list[dict], rows: int, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-LEVER_TABLES = ("beauty_levers.json", "beauty_levers_xeon.json")
+# every levers table committed (10 and 20 minutes, each machine): the results carry each lever tried, as #15 asks
+LEVER_TABLES = tuple(sorted(p.name for p in RESULTS.glob("beauty_levers*.json")))
 
 
 def carried_levers(table: dict) -> dict:

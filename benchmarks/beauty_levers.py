@@ -294,6 +294,12 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
         "NDCG@10 0.07345, -1.3 % / -2.3 % against weight 0.25's 3 seeds, 0.12683 / 0.07516, -3.2 % / -4.1 % against "
         "its own seed 0; plain -1.8 % / -2.9 %; the dense head alone 0.12150 against 0.12587 at 0.25: a heavier "
         "dense loss trains a worse dense head in the budget, 4,918 steps)"),
+}, "beauty_levers_xeon_20min_embdrop": {
+    "grouped_collab60_dense025_shrink10_itemid_embdrop20": (
+        "not kept (emb_dropout 0.2 on the per-item vector's recipe, seed 0 at mix 1.0: Recall@10 0.12012 / NDCG@10 "
+        "0.06924, -5.3 % / -7.9 % against the recipe's 3 seeds, 0.12683 / 0.07516; at its best mix 2.0 0.12125 / "
+        "0.07015, -5.0 % / -7.0 % against theirs there; plain -4.9 % / -9.0 %; 4,085 steps, 871 samples/s against "
+        "1,100: whether the dropout or a slower machine cost the steps was not separated)"),
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "
