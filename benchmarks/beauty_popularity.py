@@ -5,7 +5,8 @@ targets are rarer in training than validation targets; this reads a trained gene
 model directory, or the members of a ``--members`` run decoded as one ensemble) on a seeded
 random sample of validation and test users (history filter on, beam 50), splits each split's
 users by the number of times their target item is a training target (``BUCKETS``), and
-reports each bucket's share and Recall@10 / NDCG@10 per split, plus ``test_expected_from_valid``:
+reports each bucket's share, Recall@10 / NDCG@10 and ``in_candidates`` (the share of users whose target is among
+the beam's candidates at all) per split, plus ``test_expected_from_valid``:
 validation's per-bucket recall weighted by test's bucket shares, i.e. the test figure the
 popularity shift alone would predict. ``prior``: the beam's candidates re-ranked by generation
 log-probability minus alpha x log(1 + training count) for each alpha in ``--alphas`` (a popularity
@@ -154,6 +155,12 @@ def main() -> None:
         target = target_all[rows]
         pred = ranked(c, model.cfg.dense_mix, True)
         result[split] = split_figures(pred, target, counts[target])
+        # the beam's reach: the share of users whose target is among the candidates at all (ranking can only
+        # reorder those), by the same buckets
+        reach = (c["items"].numpy() == target[:, None]).any(1).astype(float)
+        result[split]["in_candidates"] = round(float(reach.mean()), 5)
+        for name, figures in by_bucket({"in_candidates": reach}, counts[target]).items():
+            result[split]["buckets"][name]["in_candidates"] = figures["in_candidates"]
         oxy_hits[split] = (ranking_metrics(pred, target)["recall@10"], data.meta.user_id.to_numpy()[rows], target)
         prior[split] = prior_rerank(c, counts, target, alphas)
     chosen = max(prior["valid"], key=lambda a: sum(prior["valid"][a][k] for k in KEYS))
