@@ -258,8 +258,9 @@ def plot_curve(oxyrec: dict, peer: list[dict], rows: int, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-# every levers table committed (10 and 20 minutes, each machine): the results carry each lever tried, as #15 asks
-LEVER_TABLES = tuple(sorted(p.name for p in RESULTS.glob("beauty_levers*.json")))
+def lever_tables() -> list[Path]:
+    """Every levers table committed (10 and 20 minutes, each machine): the results carry each lever tried (#15)."""
+    return sorted(RESULTS.glob("beauty_levers*.json"))
 
 
 def carried_levers(table: dict) -> dict:
@@ -333,7 +334,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--models-dir", default=None,
                     help="where the trained models are kept, one folder per SID version (default: $OXY_HOME/bench/"
                          "beauty-models; another keeps an earlier run's models for --reuse-trained)")
-    ap.add_argument("--levers-from", default=",".join(str(RESULTS / f) for f in LEVER_TABLES),
+    ap.add_argument("--levers-from", default=",".join(str(f) for f in lever_tables()),
                     help="comma-separated levers tables (benchmarks/beauty_levers.py) to carry into the results, "
                          "each under its file name")
     ap.add_argument("--reuse-trained", default=None,

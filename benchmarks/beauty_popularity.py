@@ -53,9 +53,14 @@ def by_bucket(hits: dict[str, np.ndarray], freq: np.ndarray) -> dict:
     return out
 
 
-def split_figures(pred: np.ndarray, target: np.ndarray, freq: np.ndarray) -> dict:
-    """Recall@10 / NDCG@10 of ranked lists ``pred`` (history excluded), overall and by ``freq``'s bucket."""
+def split_figures(pred: np.ndarray, target: np.ndarray, freq: np.ndarray,
+                  candidates: np.ndarray | None = None) -> dict:
+    """Recall@10 / NDCG@10 of ranked lists ``pred`` (history excluded), overall and by ``freq``'s bucket; given the
+    lists' ``candidates`` (rows of items), also ``in_candidates``: the share of users whose target is among them at
+    all (the beam's reach: ranking can only reorder those)."""
     hits = {k: v for k, v in ranking_metrics(pred, target).items() if k in KEYS}
+    if candidates is not None:
+        hits["in_candidates"] = (candidates == target[:, None]).any(1).astype(float)
     return {**{k: round(float(v.mean()), 5) for k, v in hits.items()}, "evaluated": int(len(target)),
             "buckets": by_bucket(hits, freq)}
 
@@ -154,13 +159,7 @@ def main() -> None:
         c = candidates(model, data, trie, rows, args.beam, desc=f"{split} candidates")
         target = target_all[rows]
         pred = ranked(c, model.cfg.dense_mix, True)
-        result[split] = split_figures(pred, target, counts[target])
-        # the beam's reach: the share of users whose target is among the candidates at all (ranking can only
-        # reorder those), by the same buckets
-        reach = (c["items"].numpy() == target[:, None]).any(1).astype(float)
-        result[split]["in_candidates"] = round(float(reach.mean()), 5)
-        for name, figures in by_bucket({"in_candidates": reach}, counts[target]).items():
-            result[split]["buckets"][name]["in_candidates"] = figures["in_candidates"]
+        result[split] = split_figures(pred, target, counts[target], c["items"].numpy())
         oxy_hits[split] = (ranking_metrics(pred, target)["recall@10"], data.meta.user_id.to_numpy()[rows], target)
         prior[split] = prior_rerank(c, counts, target, alphas)
     chosen = max(prior["valid"], key=lambda a: sum(prior["valid"][a][k] for k in KEYS))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .generator import Generator
+from .generator import Generator, catalogue_mask
 from .trie import CodeTrie
 
 
@@ -104,11 +104,7 @@ def join_dense_candidates(model, batch, enc, state, items, scores, exclude, n: i
     ``exclude``, each scored by the log-probability of its whole code path (-1 / -inf where none is left).
     ``enc``: ``encode_users(model, batch)``; ``state``: the decoder state that predicts the first code."""
     dense = model.dense_logp(state)
-    taken = torch.zeros_like(dense, dtype=torch.bool)
-    for rows in (items, exclude):
-        if rows is not None:
-            known = (rows >= 0) & (rows < dense.shape[1])
-            taken[torch.arange(len(rows))[:, None].expand_as(rows)[known], rows[known]] = True
+    taken = catalogue_mask(items if exclude is None else torch.cat([items, exclude], 1), dense.shape[1])
     top = dense.masked_fill(taken, float("-inf")).topk(min(n, dense.shape[1]), dim=1)
     extra = top.indices.masked_fill(~torch.isfinite(top.values), -1)
     gen = path_logp(model, batch, extra, enc=enc, per_level=True).sum(-1).masked_fill(extra < 0, float("-inf"))

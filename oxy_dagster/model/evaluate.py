@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from .decoding import beam_search
+from .generator import history_items
 
 KS = (5, 10, 20)
 
@@ -89,11 +90,6 @@ def list_figures(pred: np.ndarray, target: np.ndarray, codes: np.ndarray, ks=KS,
     result["empty_slots"] = int((pred == -1).sum())  # only when a candidate pool has fewer than K items
     result["evaluated"] = int(len(target))
     return result
-
-
-def history_items(tensors: dict) -> torch.Tensor:
-    """Every item of a sample's short and long history, padding included: (rows, short + long)."""
-    return torch.cat([tensors["short_items"], tensors["long_items"]], 1)
 
 
 def history_repeat_rate(data, split: str = "train") -> float:

@@ -38,6 +38,18 @@ class TiedHead(nn.Module):
         return F.linear(h * w.shape[1] ** -0.5, w, self.bias)
 
 
+def history_items(tensors: dict) -> torch.Tensor:
+    """Every item of a sample's short and long history, padding included: (rows, short + long)."""
+    return torch.cat([tensors["short_items"], tensors["long_items"]], 1)
+
+
+def catalogue_mask(rows: torch.Tensor, n_items: int) -> torch.Tensor:
+    """(len(rows), n_items), True at each row's items; entries outside the catalogue (padding, -1) mark nothing."""
+    known = (rows >= 0) & (rows < n_items)
+    mask = torch.zeros(len(rows), n_items + 1, dtype=torch.bool, device=rows.device)
+    return mask.scatter_(1, rows.masked_fill(~known, n_items), True)[:, :n_items]
+
+
 class Generator(nn.Module):
     def __init__(self, cfg: GeneratorConfig, item_codes: torch.Tensor, item_cate: torch.Tensor,
                  item_brand: torch.Tensor, item_text: torch.Tensor | None = None):
@@ -106,16 +118,14 @@ class Generator(nn.Module):
         ``leave_out`` (B, L item rows, padding allowed): items left out of each row's softmax (log-probability -inf)."""
         logits = (self.dense_proj(state) @ self.item_vectors().T).float()
         if leave_out is not None:
-            out = torch.zeros(len(logits), self.pad_item + 1, dtype=torch.bool, device=logits.device)
-            out.scatter_(1, leave_out, True)
-            logits = logits.masked_fill(out[:, :self.pad_item], float("-inf"))
+            logits = logits.masked_fill(catalogue_mask(leave_out, self.pad_item), float("-inf"))
         return torch.log_softmax(logits, -1)
 
     def dense_negatives_left_out(self, batch: dict) -> torch.Tensor | None:
         """The history items the dense loss leaves out of its softmax (``dense_exclude_history``), the target kept."""
         if not self.cfg.dense_exclude_history:
             return None
-        history = torch.cat([batch["short_items"], batch["long_items"]], 1)
+        history = history_items(batch)
         return history.masked_fill(history == batch["target"][:, None], self.pad_item)
 
     def rescore(self, state: torch.Tensor, items: torch.Tensor, scores: torch.Tensor,
