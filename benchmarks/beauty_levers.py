@@ -361,7 +361,10 @@ def run_lever(paths: DataPaths, name: str, seed: int, args) -> dict:
                           log_every=50, ckpt_every=10**6, engine="torch", **train_kw)
         member_out = out / f"member{i}" if n > 1 else out
         dirs.append(member_out)
-        info, model, cat, data, trie = pretrain(paths, version, "small", cfg, out_dir=member_out, **model_over)
+        # the levers are read on the beam's own candidates (their figures predate dense_candidates): decode-time
+        # candidates are measured apart, on these same runs' models (beauty_rare)
+        info, model, cat, data, trie = pretrain(paths, version, "small", cfg, out_dir=member_out,
+                                                **{"dense_candidates": 0, **model_over})
         train_s += json.loads((latest_checkpoint(member_out / "checkpoints") / "state.json").read_text())["trained_s"]
         models.append(model)
         steps += info["steps"]

@@ -110,23 +110,28 @@ def paired(oxy_hits: np.ndarray, users, peer_hits: dict, freq: np.ndarray) -> di
             for k, m in groups.items()}
 
 
+def bucket_bars(ax, series: list[tuple[str, dict]], key: str = "recall@10") -> None:
+    """Grouped bars of ``key`` per popularity bucket, one bar per (label, figures with ``buckets``) in ``series``."""
+    names = bucket_names()
+    width = 0.8 / len(series)
+    for i, (label, figures) in enumerate(series):
+        ax.bar([j + i * width for j in range(len(names))], [figures["buckets"][n][key] or 0 for n in names], width,
+               label=label)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], [f"{n}x" for n in names])
+    ax.set(xlabel="target's count as a training target", ylabel=f"{key} (history excluded)")
+
+
 def plot(result: dict, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = bucket_names()
-    series = [(f"OxyRec {split}", result[split]) for split in ("valid", "test")]
-    series += [(f"SASRec {split}", result["peer"][split]) for split in ("valid", "test") if "peer" in result]
-    width = 0.8 / len(series)
+    series = [(f"OxyRec {split} Recall@10", result[split]) for split in ("valid", "test")]
+    series += [(f"SASRec {split} Recall@10", result["peer"][split]) for split in ("valid", "test") if "peer" in result]
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for i, (label, figures) in enumerate(series):
-        ax.bar([j + i * width for j in range(len(names))], [figures["buckets"][n]["recall@10"] or 0 for n in names],
-               width, label=f"{label} Recall@10")
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], [f"{n}x" for n in names])
-    ax.set(xlabel="target's count as a training target", ylabel="Recall@10 (history excluded)",
-           title="Beauty: recall by target popularity")
+    bucket_bars(ax, series)
+    ax.set(title="Beauty: recall by target popularity")
     ax.legend()
     fig.tight_layout()
     return save_figure(fig, path)

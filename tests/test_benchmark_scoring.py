@@ -218,3 +218,34 @@ def test_the_transition_baseline_ranks_the_last_items_successors_then_popular_it
     assert short.tolist() == [[1, -1, -1, -1]]  # the list runs short rather than repeat or show history
     pop = ranked_lists(np.array([0, 3, 7]), history, succ, popular, k=4, use_transitions=False)
     assert pop[0].tolist() == [4, 1, 5, 2]
+
+
+def test_rare_candidates_ranking_keeps_the_first_n_dense_items_and_leans_on_the_dense_head():
+    """beauty_rare's setting (N, mix, beta): the beam's items plus the dense head's first N, ranked by
+    gen + mix x dense - beta x log(1 + count); the history filter drops seen items, ``in_candidates`` counts reach."""
+    import numpy as np
+    import torch
+
+    from benchmarks.beauty_rare import ranking, read
+
+    # items 0, 1 from the beam; 2, 3 the dense head's first and second; item 1 is in the user's history
+    c = {"items": torch.tensor([[0, 1, 2, 3]]), "gen": torch.tensor([[-1.0, -0.5, -6.0, -7.0]]),
+         "dense": torch.tensor([[-4.0, -3.0, -1.0, -1.5]]), "dense_rank": torch.tensor([[-1, -1, 0, 1]]),
+         "seen": torch.tensor([[False, True, False, False]])}
+    log_count = torch.log1p(torch.tensor([50.0, 50.0, 0.0, 0.0]))
+    pred, reach = ranking(c, log_count, (0, 1.0, 0.0), True)
+    assert pred[0, 0] == 0 and set(pred[0, :3].tolist()) == {0, -1}  # the beam alone, history dropped
+    assert reach.tolist() == [[0, -1, -1, -1]]
+    pred, reach = ranking(c, log_count, (1, 1.0, 0.0), True)  # item 2 joins: -7 < -5, so it ranks second
+    assert pred[0, :2].tolist() == [0, 2] and reach.tolist() == [[0, -1, 2, -1]]
+    pred, _ = ranking(c, log_count, (2, 4.0, 0.0), True)  # the dense head leads: 2 (-10), 3 (-13), 0 (-17)
+    assert pred[0, :3].tolist() == [2, 3, 0]
+    pred, _ = ranking(c, log_count, (2, "only", 0.0), False)  # dense alone, history kept: 2, 3, 1, 0
+    assert pred[0, :4].tolist() == [2, 3, 1, 0]
+    pred, _ = ranking(c, log_count, (0, 1.0, 1.0), False)  # equal counts: the correction keeps the beam's order
+    assert pred[0, :2].tolist() == [1, 0]
+    counts = np.array([50, 50, 0, 0])
+    got = read(c, log_count, counts, np.array([3]), (2, 4.0, 0.0))
+    assert got["recall@10"] == 1.0 and got["ndcg@10"] == pytest.approx(1 / np.log2(3))
+    assert got["in_candidates"] == 1.0 and got["buckets"]["0-2"]["recall@10"] == 1.0
+    assert read(c, log_count, counts, np.array([3]), (1, 4.0, 0.0))["in_candidates"] == 0.0
