@@ -51,7 +51,8 @@ def recipe(args) -> dict:
     return {"dropout": args.dropout, "emb_dropout": args.emb_dropout, "label_smoothing": args.label_smoothing,
             "item_id_emb": args.item_id_emb, "tie_heads": args.tie_heads, "user_buckets": args.user_buckets,
             "dense_weight": args.dense_weight, "dense_mix": args.dense_mix, "dense_ahead": args.dense_ahead,
-            "dense_candidates": args.dense_candidates, "dense_exclude_history": args.dense_exclude_history}
+            "dense_candidates": args.dense_candidates, "dense_exclude_history": args.dense_exclude_history,
+            "dense_free_items": args.dense_free_items}
 
 
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -303,6 +304,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--dense-ahead", type=int, default=GeneratorConfig.dense_ahead,
                     help="the dense head also learns the user's next N later training targets (GeneratorConfig."
                          "dense_ahead)")
+    ap.add_argument("--dense-free-items", action=argparse.BooleanOptionalAction,
+                    default=GeneratorConfig.dense_free_items,
+                    help="the dense head scores items by their per-item vectors alone "
+                         "(GeneratorConfig.dense_free_items)")
     ap.add_argument("--dense-exclude-history", action=argparse.BooleanOptionalAction,
                     default=GeneratorConfig.dense_exclude_history,
                     help="the dense loss leaves each sample's history items out of its softmax (GeneratorConfig."

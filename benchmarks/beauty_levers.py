@@ -132,6 +132,11 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     # (emb_dropout, measured before only inside the label-smoothed "regularised" recipes)
     "grouped_collab60_dense025_shrink10_itemid_embdrop20": (
         {"dense_weight": 0.25, "item_id_emb": True, "emb_dropout": 0.2}, GROUPED),
+    # the rarest targets' gap is the dense head's ranking too (beauty_levers_xeon_20min_rare): their item vectors sum
+    # the code embeddings they share with popular items; here the head scores items by the free per-item vector alone
+    # (dense_free_items, SASRec's output embedding), the inputs keeping the whole embedding
+    "grouped_collab60_dense025_shrink10_itemid_freeout": (
+        {"dense_weight": 0.25, "item_id_emb": True, "dense_free_items": True}, GROUPED),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
@@ -146,7 +151,7 @@ CODEBOOKS: dict[str, dict] = {
     "grouped_collab60_width64": {"collaborative": 0.6, "width": 64},
     "grouped_collab60_width64_levels4": {"collaborative": 0.6, "width": 64, "levels": 4},
     **{f"grouped_collab60_dense025_shrink10{k}": {"collaborative": 0.6, "collaborative_shrink": 10}
-       for k in ("", "_itemid", "_itemid_exclhist", "_itemid_embdrop20")},
+       for k in ("", "_itemid", "_itemid_exclhist", "_itemid_embdrop20", "_itemid_freeout")},
     "grouped_collab60_dense050_shrink10_itemid": {"collaborative": 0.6, "collaborative_shrink": 10},
 }
 # lever -> generators trained one after another for budget / n each (seeds seed x n + i) and decoded together
@@ -300,6 +305,15 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
         "0.06924, -5.3 % / -7.9 % against the recipe's 3 seeds, 0.12683 / 0.07516; at its best mix 2.0 0.12125 / "
         "0.07015, -5.0 % / -7.0 % against theirs there; plain -4.9 % / -9.0 %; 4,085 steps, 871 samples/s against "
         "1,100: whether the dropout or a slower machine cost the steps was not separated)"),
+}, "beauty_levers_xeon_20min_freeout": {
+    "grouped_collab60_dense025_shrink10_itemid_freeout": (
+        "not kept on one seed (dense_free_items: the dense head scores items by their per-item vectors alone; seed 0 "
+        "at its best mix 1.0: Recall@10 0.12787 / NDCG@10 0.07546, plain 0.11800 / 0.06723, at 5,786 steps, 1,234 "
+        "samples/s; +0.8 % / +0.4 % against the per-item recipe's committed 3 seeds, 0.12683 +- 0.00218 / 0.07516 "
+        "+- 0.00136, plain +1.4 % / +2.6 %; +2.5 % / +1.7 % against that recipe's 3 seeds retrained the same day for "
+        "beauty_levers_xeon_20min_rare, 0.12479 / 0.07423; generation alone 0.11463 and the dense head alone 0.12087, "
+        "both below the recipe's seed 0; dense candidates add nothing to it (beauty_rare chooses none); within the "
+        "seed noise until more seeds are run)"),
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "

@@ -59,3 +59,24 @@ def test_with_a_dense_head_the_item_vector_is_also_the_items_dense_output_vector
     seen[batch["target"]] = True
     seen[batch["trigger"][batch["trigger"] < len(codes)]] = True
     assert grad[:-1][~seen[:-1]].all()  # the catalogue-wide softmax reaches items neither input nor target
+
+
+def test_dense_free_items_scores_items_by_their_per_item_vector_alone(tiny):
+    """``dense_free_items``: the dense head's item vectors are the per-item vectors only, so two items sharing every
+    code and side feature score apart by their own vectors; the inputs keep the whole embedding; it needs the vector."""
+    import pytest
+
+    codes = tiny.catalogue()
+    batch = tiny.batch(len(codes), b=3)
+    model = tiny.model(codes, q2i_weight=0.0, item_id_emb=True, dense_weight=1.0, dense_free_items=True)
+    with torch.no_grad():
+        model.id_emb.weight[:-1] = torch.randn(len(codes), model.cfg.d_model)
+    assert torch.equal(model.item_vectors(), model.id_emb.weight[:-1])
+    whole = model.item_embedding(torch.arange(len(codes))) + model.item_text_proj(model.item_text[:-1])
+    assert not torch.allclose(whole, model.item_vectors())  # the codes and text are left out of the output side
+    assert not torch.allclose(model.item_embedding(torch.tensor([5]))[0], model.id_emb.weight[5])  # input: whole
+    model(batch)["loss"].backward()
+    assert model.code_emb[0].weight.grad is not None and model.id_emb.weight.grad[:-1].abs().sum(1).gt(0).all()
+    with pytest.raises(ValueError, match="item_id_emb"):
+        GeneratorConfig(item_id_emb=False, dense_free_items=True)
+    assert GeneratorConfig.from_saved({"code_vocab": [4, 4]}).dense_free_items is False

@@ -59,6 +59,10 @@ class GeneratorConfig:
     # the target: where a catalogue never repeats a purchase the head need not learn to push them down, and a ranking
     # under the history filter only compares the rest (inference is unchanged: a per-user constant in the log-softmax)
     dense_exclude_history: bool = False
+    # the dense head scores each item by its free per-item vector alone (item_id_emb; SASRec's output embedding)
+    # instead of the whole item embedding (codes, side features, text and the per-item vector): a rare item's score is
+    # then its own, not drawn to the popular items that share its codes (the inputs keep the whole embedding)
+    dense_free_items: bool = False
     dense_mix: float = 1.0  # beam search ranks its candidates by log p(codes) + dense_mix x log p_dense(item)
     # the dense head's N best items outside the beam (and outside what the caller excludes) join the beam's last-level
     # candidates, each scored by its whole code path's log-probability (teacher forced) as a beam item is: items
@@ -86,6 +90,8 @@ class GeneratorConfig:
             raise ValueError(f"dense_candidates {self.dense_candidates} < 0")
         if not 0 <= self.dense_ahead <= AHEAD:
             raise ValueError(f"dense_ahead {self.dense_ahead} not in 0..{AHEAD} (the later targets a sample carries)")
+        if self.dense_free_items and not self.item_id_emb:
+            raise ValueError("dense_free_items scores items by their per-item vectors: it needs item_id_emb")
         if self.d_model % self.n_heads:
             raise ValueError("d_model must be divisible by n_heads")
         self.code_vocab = tuple(int(v) for v in self.code_vocab)
@@ -99,6 +105,7 @@ class GeneratorConfig:
 
 # fields newer than some saved configs: their "off"
 ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "dense_ahead": 0, "dense_exclude_history": False,
+                   "dense_free_items": False,
                    "emb_dropout": 0.0, "label_smoothing": 0.0, "item_id_emb": False, "tie_heads": False,
                    "user_buckets": 0, "dense_candidates": 0}
 
@@ -147,6 +154,8 @@ class ModelChoice:
                                "the dense head also learns the user's next N later training targets (0: none)")
     dense_exclude_history: bool = setting(GeneratorConfig.dense_exclude_history,
                                           "the dense loss leaves the sample's history items out of its softmax")
+    dense_free_items: bool = setting(GeneratorConfig.dense_free_items,
+                                     "the dense head scores items by their per-item vectors alone")
     dense_mix: float = setting(GeneratorConfig.dense_mix,
                                "final ranking: log p(codes) + this x the dense head's log p(item)")
     dense_candidates: int = setting(GeneratorConfig.dense_candidates,

@@ -109,8 +109,11 @@ class Generator(nn.Module):
         return F.normalize(z, dim=-1) if normalize else z
 
     def item_vectors(self) -> torch.Tensor:
-        """Every catalogue item's vector for dense retrieval: (n_items, d), built from its semantic ID."""
+        """Every catalogue item's vector for dense retrieval: (n_items, d), built from its semantic ID (with
+        ``dense_free_items``: its free per-item vector alone)."""
         rows = torch.arange(self.pad_item, device=self.item_codes.device)
+        if self.cfg.dense_free_items:
+            return self.id_emb(rows)
         return self.item_embedding(rows) + self.item_text_proj(self.item_text[rows])
 
     def dense_logp(self, state: torch.Tensor, leave_out: torch.Tensor | None = None) -> torch.Tensor:
