@@ -47,7 +47,7 @@ def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
             if len(lists) > 1:  # the dense head's best items outside the beam, and outside the history for the
                 # filtered list (as beam_search(exclude=history) joins them), for the plain list outside the beam only
                 its, g = join_dense_candidates(model, batch, enc, state, items, gen, None if p else hist,
-                                               model.cfg.dense_candidates)
+                                               model.cfg.dense_candidates, dense_all)
             dense = torch.zeros_like(g) if dense_all is None else dense_all.gather(1, its.clamp(min=0))
             for k, v in (("items", its), ("gen", g), ("dense", dense),
                          ("seen", (its[:, :, None] == hist[:, None, :]).any(-1))):

@@ -73,11 +73,12 @@ def read_users(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
         items, gen = beam_search(model, batch, trie, beam=beam, topk=max(beam, 20) + hist.shape[1], dense_mix=0.0,
                                  enc=enc, dense_candidates=0)
         state = model.decode(model.prefix(enc[0]), enc[2], enc[3])[0][:, -1]
-        its, g = join_dense_candidates(model, batch, enc, state, items, gen, hist, max(COUNTS))
+        dense = model.dense_logp(state)
+        its, g = join_dense_candidates(model, batch, enc, state, items, gen, hist, max(COUNTS), dense)
         rank = torch.arange(its.shape[1]) - items.shape[1]
         out["items"].append(its)
         out["gen"].append(g)
-        out["dense"].append(model.dense_logp(state).gather(1, its.clamp(min=0)))
+        out["dense"].append(dense.gather(1, its.clamp(min=0)))
         out["dense_rank"].append(rank.expand_as(its).masked_fill(rank < 0, -1))
         out["seen"].append((its[:, :, None] == hist[:, None, :]).any(-1))
     return {k: torch.cat(v) for k, v in out.items()}

@@ -99,11 +99,12 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
 
 
 @torch.no_grad()
-def join_dense_candidates(model, batch, enc, state, items, scores, exclude, n: int):
+def join_dense_candidates(model, batch, enc, state, items, scores, exclude, n: int, dense: torch.Tensor | None = None):
     """The beam's (items, scores) followed by the dense head's ``n`` best items that are neither among them nor in
     ``exclude``, each scored by the log-probability of its whole code path (-1 / -inf where none is left).
-    ``enc``: ``encode_users(model, batch)``; ``state``: the decoder state that predicts the first code."""
-    dense = model.dense_logp(state)
+    ``enc``: ``encode_users(model, batch)``; ``state``: the decoder state that predicts the first code; ``dense``:
+    ``model.dense_logp(state)`` where the caller already has it (it is not computed again)."""
+    dense = model.dense_logp(state) if dense is None else dense
     taken = catalogue_mask(items if exclude is None else torch.cat([items, exclude], 1), dense.shape[1])
     top = dense.masked_fill(taken, float("-inf")).topk(min(n, dense.shape[1]), dim=1)
     extra = top.indices.masked_fill(~torch.isfinite(top.values), -1)
