@@ -67,8 +67,8 @@ def main() -> None:
     ap.add_argument("--models-dir", default=None,
                     help="folder of member0, member1, ... (default: $OXY_HOME/bench/beauty-models-hour2/<version>)")
     ap.add_argument("--version", default="V4-collaborative0.6")
-    ap.add_argument("--against", default="beauty", help="the results JSON whose offline figures the served ones "
-                                                        "stand beside")
+    ap.add_argument("--against", default="beauty-hour-v2",
+                    help="the results JSON whose offline figures the served ones stand beside")
     ap.add_argument("--beam", type=int, default=50)
     ap.add_argument("--users", type=int, default=0, help="first N test users served (0: every one)")
     ap.add_argument("--check-users", type=int, default=300)
