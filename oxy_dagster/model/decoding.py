@@ -86,9 +86,11 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     if leaf_rows is not None:
         items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
     n_dense = model.cfg.dense_candidates if dense_candidates is None else dense_candidates
+    dense = None
     if n_dense > 0 and model.cfg.dense_weight > 0 and leaf_rows is None:
-        items, scores = join_dense_candidates(model, batch, enc, first_state, items, scores, exclude, n_dense)
-    scores = model.rescore(first_state, items, scores, dense_mix)
+        dense = model.dense_logp(first_state)  # once: the join picks candidates by it, the mix below ranks them
+        items, scores = join_dense_candidates(model, batch, enc, first_state, items, scores, exclude, n_dense, dense)
+    scores = model.rescore(first_state, items, scores, dense_mix, dense)
     if exclude is not None:
         seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
         scores = scores.masked_fill(seen, float("-inf"))

@@ -99,8 +99,9 @@ class GeneratorEnsemble(nn.Module):
         experts; unnormalised, which leaves each user's ranking as it is)."""
         return torch.stack([m.dense_logp(p) for m, p in zip(self.members, self.split_state(state))]).mean(0)
 
-    def rescore(self, state, items, scores, mix=None):
-        return Generator.rescore(self, state, items, scores, mix)  # the same mixing, over the members' dense head
+    def rescore(self, state, items, scores, mix=None, dense=None):
+        # the same mixing, over the members' dense head
+        return Generator.rescore(self, state, items, scores, mix, dense)
 
 
 class CodebookEnsemble:

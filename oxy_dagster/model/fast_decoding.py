@@ -156,10 +156,12 @@ class BeamDecoder:
             items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
         first = torch.cat([st["first"] for st in states], -1)  # an ensemble's state: its members' side by side
         n_dense = self.model.cfg.dense_candidates
+        dense = None
         if n_dense > 0 and self.model.cfg.dense_weight > 0 and leaf_rows is None and not sampling:
+            dense = self.model.dense_logp(first)  # once: the join and the mix below both read it
             items, scores = join_dense_candidates(self.model, batch, encode_users(self.model, batch), first, items,
-                                                  scores, exclude, n_dense)  # as beam_search joins them
-        scores = self.model.rescore(first, items, scores)  # the dense mix, where the model has one
+                                                  scores, exclude, n_dense, dense)  # as beam_search joins them
+        scores = self.model.rescore(first, items, scores, dense=dense)  # the dense mix, where the model has one
         if exclude is not None:
             seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
             scores = scores.masked_fill(seen, float("-inf"))

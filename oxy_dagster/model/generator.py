@@ -132,13 +132,14 @@ class Generator(nn.Module):
         return history.masked_fill(history == batch["target"][:, None], self.pad_item)
 
     def rescore(self, state: torch.Tensor, items: torch.Tensor, scores: torch.Tensor,
-                mix: float | None = None) -> torch.Tensor:
+                mix: float | None = None, dense: torch.Tensor | None = None) -> torch.Tensor:
         """Beam scores of candidate ``items`` (rows, K; -1 empty) plus ``mix`` x their dense log-probability
-        (default: the model's ``dense_mix``); unchanged without a dense head or with mix 0."""
+        (default: the model's ``dense_mix``); unchanged without a dense head or with mix 0. ``dense``:
+        ``dense_logp(state)`` where the caller already has it (it is not computed again)."""
         mix = self.cfg.dense_mix if mix is None else mix
         if not mix or self.cfg.dense_weight <= 0:
             return scores
-        dense = self.dense_logp(state).gather(1, items.clamp(min=0))
+        dense = (self.dense_logp(state) if dense is None else dense).gather(1, items.clamp(min=0))
         return torch.where(items >= 0, scores + mix * dense, scores)
 
     def instruction(self, batch: dict) -> tuple[list[torch.Tensor], torch.Tensor]:
