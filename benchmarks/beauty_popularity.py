@@ -121,6 +121,22 @@ def bucket_bars(ax, series: list[tuple[str, dict]], key: str = "recall@10") -> N
     ax.set(xlabel="target's count as a training target", ylabel=f"{key} (history excluded)")
 
 
+def bucket_chart(series: list[tuple[str, dict]], title: str, path: Path) -> Path:
+    """Two panels of ``bucket_bars`` (Recall@10 and ``in_candidates`` per popularity bucket) saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, key in zip(axes, ("recall@10", "in_candidates")):
+        bucket_bars(ax, series, key)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot(result: dict, path: Path) -> Path:
     import matplotlib
 
@@ -148,15 +164,20 @@ def main() -> None:
     ap.add_argument("--peer-minutes", type=float, default=0.0, help="> 0: SASRec trained this long, read by bucket")
     ap.add_argument("--peer-epochs", type=int, default=0,
                     help="> 0: SASRec trained for this many epochs (e.g. the hour's selected epoch), read by bucket")
+    ap.add_argument("--dense-mix", type=float, default=None,
+                    help="rank by generation + this x dense (default: the model's own dense_mix; a levers run saves 0)")
     ap.add_argument("--alphas", default="-0.1,0.05,0.1,0.2,0.3,0.5", help="popularity-correction weights to re-rank by")
     args = ap.parse_args()
     paths = beauty_paths(args.workdir)
     models, cat, data, trie = load_pretrained_many(paths, args.version, args.model_dirs.split(","))
     model = GeneratorEnsemble(models) if len(models) > 1 else models[0]
+    if args.dense_mix is not None:
+        model.cfg.dense_mix = args.dense_mix
     target_all = data.tensors["target"].numpy()
     train = (data.meta.split == "train").to_numpy() & (target_all < cat.pad)
     counts = np.bincount(target_all[train], minlength=cat.pad + 1)
-    result = {"buckets": bucket_names(), "members": len(models), "version": args.version}
+    result = {"buckets": bucket_names(), "members": len(models), "version": args.version,
+              "dense_mix": model.cfg.dense_mix}
     oxy_hits = {}
     alphas, prior = sorted({0.0, *(float(a) for a in args.alphas.split(","))}), {}
     for split in ("valid", "test"):

@@ -33,9 +33,8 @@ from tqdm import tqdm
 
 from benchmarks.beauty_data import add_workdir_argument, beauty_paths
 from benchmarks.beauty_eval import KEYS, split_rows
-from benchmarks.beauty_popularity import bucket_bars, bucket_names, split_figures
+from benchmarks.beauty_popularity import bucket_chart, bucket_names, split_figures
 from benchmarks.common import RESULTS, write_result
-from oxy_dagster.io import save_figure
 from oxy_dagster.model.decoding import beam_search, encode_users, join_dense_candidates
 from oxy_dagster.model.generator import history_items
 from oxy_dagster.model.pipeline import load_pretrained_many
@@ -117,20 +116,9 @@ def mean_std(reads: list[dict]) -> dict:
 
 
 def plot(result: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     series = [(f"{split} {which}", result[split][which]) for split in ("valid", "test")
               for which in ("default", "chosen")]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, key in zip(axes, ("recall@10", "in_candidates")):
-        bucket_bars(ax, series, key)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"Beauty, 20-minute generators: the ranking before vs {result['chosen']}")
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return bucket_chart(series, f"Beauty, 20-minute generators: the ranking before vs {result['chosen']}", path)
 
 
 def main() -> None:

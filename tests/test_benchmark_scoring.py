@@ -249,3 +249,39 @@ def test_rare_candidates_ranking_keeps_the_first_n_dense_items_and_leans_on_the_
     assert got["recall@10"] == 1.0 and got["ndcg@10"] == pytest.approx(1 / np.log2(3))
     assert got["in_candidates"] == 1.0 and got["buckets"]["0-2"]["recall@10"] == 1.0
     assert read(c, log_count, counts, np.array([3]), (1, 4.0, 0.0))["in_candidates"] == 0.0
+
+
+def test_combining_the_members_candidates_keeps_the_joint_beams_ranking_and_adds_their_own(tiny):
+    """beauty_combine: the committed setting ranks the joint beam's items as the ensemble's beam search does; the
+    union adds each member's own beam; with identical members the product and the mixture of experts agree."""
+    import torch
+
+    from benchmarks.beauty_combine import COMMITTED, ranked, read_users, score
+    from oxy_dagster.model.decoding import beam_search
+    from oxy_dagster.model.ensemble import GeneratorEnsemble
+    from oxy_dagster.model.trie import CodeTrie
+
+    codes = tiny.catalogue()
+    data = tiny.data(codes, n=16)
+    trie = CodeTrie.build(codes, list(tiny.vocab))
+    rows = np.arange(len(data))
+    hist = torch.cat([data.tensors["short_items"], data.tensors["long_items"]], 1)[rows]
+    members = [tiny.model(codes, dense_weight=1.0, dense_mix=1.0).eval() for _ in range(2)]  # seeded alike
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in members[1].parameters():  # a second member that disagrees with the first
+            p.add_(0.5 * torch.randn(p.shape, generator=g))
+    c = read_users(members, data, trie, rows, beam=3, batch_size=8)
+    want = beam_search(GeneratorEnsemble(members), data.batch(rows), trie, beam=3, topk=10, exclude=hist)[0]
+    got = ranked(c, COMMITTED, True, k=10)
+    assert np.array_equal(got[:, :want.shape[1]], want.numpy()) and (got[:, want.shape[1]:] == -1).all()
+    own = beam_search(members[1], data.batch(rows), trie, beam=3, topk=3, dense_mix=0.0, dense_candidates=0)[0]
+    for r in range(len(rows)):
+        got = set(c["items"][r].tolist()) - {-1}
+        assert set(own[r].tolist()) - {-1} <= got and len(got) == int((c["items"][r] >= 0).sum())  # distinct
+        assert (c["items"][r][c["joint"][r]] >= 0).all()
+    assert not torch.isfinite(score(c, COMMITTED)[~c["joint"]]).any()  # the committed ranking: the joint beam only
+    assert not torch.allclose(score(c, ("mixture", 1.0)), score(c, ("product", 1.0)))  # different members differ
+    assert (~c["joint"] & (c["items"] >= 0)).any()  # the members' own beams added items the joint beam lacks
+    twins = read_users([members[0], members[0]], data, trie, rows, beam=3, batch_size=8)
+    assert torch.allclose(score(twins, ("mixture", 2.0)), score(twins, ("product", 2.0)), atol=1e-5)
