@@ -333,6 +333,13 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
         "0.12287 / 0.07245; the codebook keeps 10,659 distinct 3-code prefixes against shrink 10's 11,078, longest "
         "collision 28 against 22: shrinking items with a few dozen users to their content merges more of them, and "
         "the shrink stays 10)"),
+}, "beauty_levers_xeon_20min_dense0125": {
+    "grouped_collab60_dense0125_shrink10_itemid": (
+        "not kept (the dense head at weight 0.125 with per-item vectors, seed 0 at its best mix 1.0: Recall@10 "
+        "0.12525 / NDCG@10 0.07385, plain 0.11413 / 0.06413, at 4,741 steps, 1,011 samples/s; +0.4 % / -0.5 %, plain "
+        "-0.5 % / -0.5 %, against weight 0.25's 3 seeds on the same AMD machine, 0.12479 / 0.07423: level; git, lint "
+        "and a chart ran beside its first 12 minutes, so its steps are a few percent short; with 0.5's -1.3 % / "
+        "-2.3 % the weight stays 0.25)"),
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "
