@@ -43,7 +43,7 @@ from oxy_dagster.paths import work_dir as oxy_home
 
 # name -> (generator overrides, training overrides); "baseline" is the committed default recipe
 # The recipe before issue #15 (pinned, so a lever means the same after the defaults change) and each lever on it.
-BASE_MODEL = {"dense_weight": 0.0, "dense_mix": 0.0, "item_id_emb": False}
+BASE_MODEL = {"dense_weight": 0.0, "dense_mix": 0.0, "item_id_emb": False, "dense_free_items": False}
 BASE_TRAIN = {"lr": 2e-3, "batch_size": 256, "group_by_length": 0}
 GROUPED = {"group_by_length": 32}
 LEVERS: dict[str, tuple[dict, dict]] = {

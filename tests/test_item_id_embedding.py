@@ -14,7 +14,7 @@ def test_the_item_vector_starts_at_zero_and_learns_only_for_input_items(tiny):
     batch = tiny.batch(len(codes), b=2)
     # without a dense head: its catalogue-wide softmax reaches every item's vector, not only the inputs'
     with_id = tiny.model(codes, q2i_weight=0.0, item_id_emb=True, dense_weight=0.0)
-    plain = tiny.model(codes, q2i_weight=0.0, dense_weight=0.0, item_id_emb=False)
+    plain = tiny.model(codes, q2i_weight=0.0, dense_weight=0.0, item_id_emb=False, dense_free_items=False)
     assert with_id.id_emb.weight.shape == (len(codes) + 1, with_id.cfg.d_model)
     missing = plain.load_state_dict(with_id.state_dict(), strict=False)
     assert missing.unexpected_keys == ["id_emb.weight"] and not missing.missing_keys

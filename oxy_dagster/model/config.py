@@ -61,8 +61,9 @@ class GeneratorConfig:
     dense_exclude_history: bool = False
     # the dense head scores each item by its free per-item vector alone (item_id_emb; SASRec's output embedding)
     # instead of the whole item embedding (codes, side features, text and the per-item vector): a rare item's score is
-    # then its own, not drawn to the popular items that share its codes (the inputs keep the whole embedding)
-    dense_free_items: bool = False
+    # then its own, not drawn to the popular items that share its codes (the inputs keep the whole embedding).
+    # On for #15: HOUR_FIGURES
+    dense_free_items: bool = True
     dense_mix: float = 1.0  # beam search ranks its candidates by log p(codes) + dense_mix x log p_dense(item)
     # the dense head's N best items outside the beam (and outside what the caller excludes) join the beam's last-level
     # candidates, each scored by its whole code path's log-probability (teacher forced) as a beam item is: items
@@ -91,7 +92,8 @@ class GeneratorConfig:
         if not 0 <= self.dense_ahead <= AHEAD:
             raise ValueError(f"dense_ahead {self.dense_ahead} not in 0..{AHEAD} (the later targets a sample carries)")
         if self.dense_free_items and not self.item_id_emb:
-            raise ValueError("dense_free_items scores items by their per-item vectors: it needs item_id_emb")
+            raise ValueError("dense_free_items scores items by their per-item vectors: it needs item_id_emb "
+                             "(turn dense_free_items off with it)")
         if self.d_model % self.n_heads:
             raise ValueError("d_model must be divisible by n_heads")
         self.code_vocab = tuple(int(v) for v in self.code_vocab)
