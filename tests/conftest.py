@@ -95,7 +95,9 @@ def tiny_catalogue(seed: int = 0) -> np.ndarray:
 
 
 def tiny_model(codes: np.ndarray, **overrides):
-    """The ``tiny`` preset over ``codes`` (seeded; dropout off unless overridden)."""
+    """The ``tiny`` preset over ``codes`` (seeded; dropout off unless overridden). With a dense head on free output
+    vectors (``dense_free_items``) the per-item vectors get seeded random values: they start at zero, and an untrained
+    head over zero vectors ranks nothing for a decoding test to read."""
     import torch
 
     from oxy_dagster.model.config import preset
@@ -105,8 +107,12 @@ def tiny_model(codes: np.ndarray, **overrides):
     cfg = preset("tiny", **{"code_vocab": TINY_VOCAB, "n_cate": 4, "n_brand": 4, "profile_vocab": TINY_PROFILE,
                             "dropout": 0.0, **overrides})
     n = len(codes)
-    return Generator(cfg, torch.from_numpy(codes), torch.arange(n) % 3 + 1, torch.arange(n) % 2 + 1,
-                     torch.randn(n, 384))
+    model = Generator(cfg, torch.from_numpy(codes), torch.arange(n) % 3 + 1, torch.arange(n) % 2 + 1,
+                      torch.randn(n, 384))
+    if cfg.dense_weight > 0 and cfg.dense_free_items:
+        with torch.no_grad():
+            model.id_emb.weight[:-1] = torch.randn(n, cfg.d_model)
+    return model
 
 
 def tiny_batch(n_items: int, b: int = 4, seed: int = 0) -> dict:

@@ -11,7 +11,7 @@ from oxy_dagster.model.trie import CodeTrie, DenseTrie
 
 def test_dense_loss_is_the_weighted_full_softmax_nll_of_the_target(tiny):
     codes = tiny.catalogue()
-    model = tiny.model(codes, dense_weight=0.5, q2i_weight=0.0).eval()
+    model = tiny.model(codes, dense_weight=0.5, q2i_weight=0.0, dense_free_items=False).eval()  # the whole embedding
     batch = tiny.batch(len(codes), b=6)
     batch["weight"] = torch.tensor([1.0, 2.0, 1.0, 3.0, 1.0, 1.0])
     out = model(batch)
