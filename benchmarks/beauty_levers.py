@@ -317,14 +317,15 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
         "1,100: whether the dropout or a slower machine cost the steps was not separated)"),
 }, "beauty_levers_xeon_20min_freeout": {
     "grouped_collab60_dense025_shrink10_itemid_freeout": (
-        "not yet the default (dense_free_items: the dense head scores items by their per-item vectors alone; 3 seeds "
-        "at seed 0's best mix 1.0: Recall@10 0.12675 +- 0.00173 / NDCG@10 0.07497 +- 0.00044, plain 0.11687 / "
-        "0.06658, at 5,395-5,786 steps, 1,151-1,234 samples/s; against the per-item recipe's 3 seeds on the same AMD "
-        "machine (beauty_levers_xeon_20min_rare, 0.12479 +- 0.00056 / 0.07423 +- 0.00014, plain 0.11471 / 0.06448) "
-        "+1.6 % / +1.0 %, plain +1.9 % / +3.3 %; against its committed 3 seeds on the Intel Xeon (0.12683 / 0.07516, "
-        "plain 0.11633 / 0.06553) -0.1 % / -0.3 %, plain +0.5 % / +1.6 %; seeds 1 and 2 choose mix 2.0 and 1.0; "
-        "a gain of one to two percent on the same machine, inside the spread between machines, so the committed "
-        "hour keeps describing the defaults: the next hour run is where it is decided)"),
+        "kept, now GeneratorConfig's default (dense_free_items: the dense head scores items by their per-item vectors"
+        " alone; 3 seeds at seed 0's best mix 1.0: Recall@10 0.12675 +- 0.00173 / NDCG@10 0.07497 +- 0.00044, plain "
+        "0.11687 / 0.06658, at 5,395-5,786 steps, 1,151-1,234 samples/s; against the per-item recipe's 3 seeds on the"
+        " same AMD machine (beauty_levers_xeon_20min_rare, 0.12479 +- 0.00056 / 0.07423 +- 0.00014, plain 0.11471 / "
+        "0.06448) +1.6 % / +1.0 %, plain +1.9 % / +3.3 %; against its committed 3 seeds on the Intel Xeon (0.12683 / "
+        "0.07516, plain 0.11633 / 0.06553) -0.1 % / -0.3 %, plain +0.5 % / +1.6 %; seeds 1 and 2 choose mix 2.0 and "
+        "1.0; a gain inside the spread between machines, so the hour decided: at the hour, both models in one run on "
+        "the AMD machine (beauty), +2.7 % / +5.1 % on validation and +1.8 % / +5.5 % on test over the whole-embedding"
+        " head's hour on that machine (beauty-hour-v3))"),
 }, "beauty_levers_xeon_20min_shrink30": {
     "grouped_collab60_dense025_shrink30_itemid": (
         "not kept (collaborative_shrink 30 on the per-item recipe, seed 0 at mix 1.0: Recall@10 0.12300 / NDCG@10 "
