@@ -10,7 +10,11 @@ this asks whether another way of combining the same trained members ranks them b
 - ``product``: the union of the joint beam's items and each member's own beam's, ranked by the members' mean whole-path
   log-probability (``path_logp``) + mix x mean dense: the same product of experts, with the members' own proposals;
 - ``mixture``: that union ranked by the log of the members' mean probability (path x dense^mix per member), a mixture
-  of experts, which keeps an item one member likes.
+  of experts, which keeps an item one member likes;
+- ``dense``: that union ranked by the members' mean dense log-probability alone.
+
+``--dense-candidates N`` adds the members' mean dense head's N best items outside the history to the union (LIGER's
+hybrid retrieval for the ensemble; the joint beam's ranking is unchanged by it).
 
 (``beauty_dense_union`` measured the other decode-time knobs on the same kind of ensemble: the dense head's own top
 items joined to the beam's, per-level weights, the dense head alone.)
@@ -39,11 +43,11 @@ from benchmarks.beauty_popularity import bucket_chart, split_figures
 from benchmarks.common import RESULTS, write_result
 from oxy_dagster.model.decoding import beam_search, encode_users, path_logp
 from oxy_dagster.model.ensemble import GeneratorEnsemble, unique_rows
-from oxy_dagster.model.generator import history_items
+from oxy_dagster.model.generator import catalogue_mask, history_items
 from oxy_dagster.model.pipeline import load_pretrained_many
 
 MIXES = (0.5, 1.0, 2.0, 3.0)
-SETTINGS = [(kind, m) for kind in ("beam", "product", "mixture") for m in MIXES]
+SETTINGS = [(kind, m) for kind in ("beam", "product", "mixture") for m in MIXES] + [("dense", 1.0)]
 COMMITTED = ("beam", 1.0)
 NONE = 2**62  # sorts after every item row
 
@@ -53,21 +57,31 @@ def setting_name(s: tuple) -> str:
 
 
 @torch.no_grad()
-def read_users(members: list, data, trie, rows: np.ndarray, beam: int, batch_size: int = 256) -> dict:
-    """Per user: the union of the joint beam's items and each member's own beam's (valid items first), whether the
-    joint beam holds each (``joint``) and its score there (``beam``), each member's per-level path log-probability
-    (``levels``: users, items, members, levels) and dense log-probability (``dense``), and the history flag."""
+def read_users(members: list, data, trie, rows: np.ndarray, beam: int, batch_size: int = 256,
+               dense_candidates: int = 0) -> dict:
+    """Per user: the union of the joint beam's items, each member's own beam's and the members' mean dense head's
+    ``dense_candidates`` best items outside the history (valid items first), whether the joint beam holds each
+    (``joint``) and its score there (``beam``), each member's per-level path log-probability (``levels``: users,
+    items, members, levels) and dense log-probability (``dense``), and the history flag."""
     ens = GeneratorEnsemble(members)
     out = {k: [] for k in ("items", "joint", "beam", "levels", "dense", "seen")}
     for i in tqdm(range(0, len(rows), batch_size), desc="candidates", mininterval=10):
         batch = data.batch(rows[i:i + batch_size])
         hist = history_items(batch)
-        joint, gen = beam_search(ens, batch, trie, beam=beam, topk=beam + hist.shape[1], dense_mix=0.0,
+        enc = encode_users(ens, batch)  # the users encoded once, for the joint beam and each member
+        encs = ens.split_encoding(enc)
+        joint, gen = beam_search(ens, batch, trie, beam=beam, topk=beam + hist.shape[1], dense_mix=0.0, enc=enc,
                                  dense_candidates=0)
-        encs = [encode_users(m, batch) for m in members]
         own = [beam_search(m, batch, trie, beam=beam, topk=beam, dense_mix=0.0, enc=e, dense_candidates=0)[0]
                for m, e in zip(members, encs)]
-        items = unique_rows(torch.cat([joint, *own], 1))
+        states = [m.decode(m.prefix(e[0]), e[2], e[3])[0][:, -1] for m, e in zip(members, encs)]
+        dense_all = [m.dense_logp(s) for m, s in zip(members, states)]  # (users, catalogue) per member
+        extra = []
+        if dense_candidates:
+            mean = torch.stack(dense_all).mean(0).masked_fill(catalogue_mask(hist, dense_all[0].shape[1]),
+                                                              float("-inf"))
+            extra = [mean.topk(min(dense_candidates, mean.shape[1]), dim=1).indices]
+        items = unique_rows(torch.cat([joint, *own, *extra], 1))
         items = items.masked_fill(items < 0, NONE).sort(1).values  # valid items first, then cut to the widest row
         items = items[:, :int((items < NONE).sum(1).max())]
         items = items.masked_fill(items == NONE, -1)
@@ -76,11 +90,7 @@ def read_users(members: list, data, trie, rows: np.ndarray, beam: int, batch_siz
         out["beam"].append(gen.gather(1, match.float().argmax(-1)).masked_fill(~match.any(-1), float("-inf")))
         out["levels"].append(torch.stack([path_logp(m, batch, items, enc=e, per_level=True)
                                           for m, e in zip(members, encs)], 2))
-        dense = []
-        for m, e in zip(members, encs):
-            state = m.decode(m.prefix(e[0]), e[2], e[3])[0][:, -1]
-            dense.append(m.dense_logp(state).gather(1, items.clamp(min=0)))
-        out["dense"].append(torch.stack(dense, 2))
+        out["dense"].append(torch.stack([d.gather(1, items.clamp(min=0)) for d in dense_all], 2))
         out["items"].append(items)
         out["seen"].append((items[:, :, None] == hist[:, None, :]).any(-1))
     width = max(t.shape[1] for t in out["items"])  # batches differ in width: pad each to the widest
@@ -98,6 +108,8 @@ def score(c: dict, setting: tuple) -> torch.Tensor:
     path, dense = c["levels"].sum(-1), c["dense"]  # (users, items, members)
     if kind == "beam":
         s = (c["beam"] + mix * dense.mean(-1)).masked_fill(~c["joint"], float("-inf"))
+    elif kind == "dense":  # the members' mean dense head alone over the union
+        s = dense.mean(-1)
     elif kind == "product":
         s = path.mean(-1) + mix * dense.mean(-1)
     else:
@@ -138,6 +150,8 @@ def main() -> None:
     ap.add_argument("--split", default="valid", choices=("valid", "test"))
     ap.add_argument("--rows", type=int, default=4096, help="seeded random users of the split (0: all)")
     ap.add_argument("--beam", type=int, default=50)
+    ap.add_argument("--dense-candidates", type=int, default=0,
+                    help="the members' mean dense head's N best items outside the history join the union (0: none)")
     ap.add_argument("--name", default="beauty_combine")
     args = ap.parse_args()
     members, cat, data, trie = load_pretrained_many(beauty_paths(args.workdir), args.version,
@@ -148,11 +162,13 @@ def main() -> None:
     train = (data.meta.split == "train").to_numpy() & (target_all < cat.pad)
     counts = np.bincount(target_all[train], minlength=cat.pad + 1)
     rows = split_rows(data, args.split, cat.pad, args.rows, sample=True)
-    c, target = read_users(members, data, trie, rows, args.beam), target_all[rows]
+    c = read_users(members, data, trie, rows, args.beam, dense_candidates=args.dense_candidates)
+    target = target_all[rows]
     even = {s: read(c, target, counts, s, slice(0, None, 2)) for s in SETTINGS}
     chosen = max(SETTINGS, key=lambda s: even[s]["recall@10"] + even[s]["ndcg@10"])
     odd = {w: read(c, target, counts, s, slice(1, None, 2)) for w, s in (("committed", COMMITTED), ("chosen", chosen))}
     result = {"split": args.split, "rows": len(rows), "members": len(members), "beam": args.beam,
+              "dense_candidates": args.dense_candidates,
               "version": args.version, "committed": setting_name(COMMITTED), "chosen": setting_name(chosen),
               "settings": {setting_name(s): read(c, target, counts, s) for s in SETTINGS},
               "odd_users": {**odd, "gain": {k: round(odd["chosen"][k] / odd["committed"][k], 3) for k in KEYS}},

@@ -285,3 +285,23 @@ def test_combining_the_members_candidates_keeps_the_joint_beams_ranking_and_adds
     assert (~c["joint"] & (c["items"] >= 0)).any()  # the members' own beams added items the joint beam lacks
     twins = read_users([members[0], members[0]], data, trie, rows, beam=3, batch_size=8)
     assert torch.allclose(score(twins, ("mixture", 2.0)), score(twins, ("product", 2.0)), atol=1e-5)
+    wide = read_users(members, data, trie, rows, beam=3, batch_size=8, dense_candidates=4)
+    batch = data.batch(rows)
+    with torch.no_grad():  # the members' mean dense head's 4 best items outside the history join the union
+        ens = GeneratorEnsemble(members)
+        dense = ens.dense_logp(ens.decode(*_first_step(ens, batch))[0][:, -1])
+    for r in range(len(rows)):
+        d = dense[r].clone()
+        d[[h for h in hist[r].tolist() if 0 <= h < len(d)]] = float("-inf")
+        assert set(d.topk(4).indices.tolist()) <= set(wide["items"][r].tolist())
+        assert set(c["items"][r].tolist()) - {-1} <= set(wide["items"][r].tolist())  # nothing lost
+    a, b = ranked(wide, COMMITTED, True, k=10), ranked(c, COMMITTED, True, k=10)  # the joint beam's ranking
+    assert np.array_equal(a[:, :b.shape[1]], b) and (a[:, b.shape[1]:] == -1).all()
+
+
+def _first_step(ens, batch):
+    """The ensemble's prefix, memory and mask: what decodes the state that predicts the first code."""
+    from oxy_dagster.model.decoding import encode_users
+
+    instr, _, memory, mask = encode_users(ens, batch)
+    return ens.prefix(instr), memory, mask

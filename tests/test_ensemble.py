@@ -52,6 +52,28 @@ def test_the_ensemble_scores_a_path_by_the_members_mean_log_probability(tiny):
     assert not torch.equal(alone, items)  # the second member moved the ranking
 
 
+def test_the_ensembles_encoding_splits_into_each_members_own(tiny):
+    """split_encoding: a caller that encodes the users once for the joint beam reads each member's encoding out
+    of it, and a member decodes from it as from its own (the padding to the widest member is masked)."""
+    from oxy_dagster.model.decoding import encode_users
+
+    codes = tiny.catalogue()
+    trie = CodeTrie.build(codes, list(tiny.vocab))
+    batch = tiny.batch(len(codes), b=5)
+    a, b = _members(tiny, codes)
+    ens = GeneratorEnsemble([a, b])
+    for m, got in zip((a, b), ens.split_encoding(encode_users(ens, batch))):
+        want = encode_users(m, batch)
+        assert torch.allclose(got[1], want[1]) and len(got[0]) == len(want[0])
+        assert all(torch.allclose(g, w) for g, w in zip(got[0], want[0]))  # the instruction tokens
+        keys = want[2].shape[1]
+        assert torch.allclose(got[2][:, :keys], want[2], atol=1e-6) and torch.equal(got[3][:, :keys], want[3])
+        assert got[3][:, keys:].all()  # any padding beyond the member's own keys is masked
+        mine = beam_search(m, batch, trie, beam=8, topk=5, enc=got)
+        alone = beam_search(m, batch, trie, beam=8, topk=5)
+        assert torch.equal(mine[0], alone[0]) and torch.allclose(mine[1], alone[1], atol=1e-5)
+
+
 def test_members_must_share_the_catalogue(tiny):
     codes = tiny.catalogue()
     a = tiny.model(codes)

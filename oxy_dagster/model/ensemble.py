@@ -75,6 +75,13 @@ class GeneratorEnsemble(nn.Module):
     def prefix(self, instr: list) -> torch.Tensor:
         return torch.cat([m.prefix(i) for m, i in zip(self.members, instr)], -1)
 
+    def split_encoding(self, enc: tuple) -> list[tuple]:
+        """Each member's ``encode_users`` tuple (instruction tokens, query, memory, mask) read out of the ensemble's
+        (``encode_users(ensemble, batch)``), so a caller that needs both encodes the users once. A member's memory
+        keeps the ensemble's padding to the longest member's, which its mask covers."""
+        instr, query, memory, mask = enc
+        return list(zip(instr, self.split_state(query), self.split_state(memory), mask.chunk(len(self.members), 1)))
+
     def decode(self, tokens, memory, mem_mask, start_pos: int = 0, cache=None):
         masks = mem_mask.chunk(len(self.members), 1)
         states = []
