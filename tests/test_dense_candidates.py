@@ -76,6 +76,25 @@ def test_an_ensemble_scores_dense_candidates_by_its_joint_code_path(tiny):
     check_joined(ens, batch, trie, torch.full((4, 1), len(codes)))
 
 
+def test_the_fast_decoder_joins_an_ensembles_dense_candidates_without_encoding_the_users_again(tiny):
+    codes = tiny.catalogue()
+    torch.manual_seed(2)
+    members = [tiny.model(codes, dense_weight=1.0, dense_mix=1.0, dense_candidates=3).eval() for _ in range(2)]
+    ens = GeneratorEnsemble(members).eval()
+    trie = CodeTrie.build(codes, list(tiny.vocab))
+    batch = tiny.batch(len(codes), b=4)
+    exclude = torch.tensor([[0, 1], [2, len(codes)], [3, 4], [len(codes), len(codes)]])
+    want, want_scores = beam_search(ens, batch, trie, beam=2, topk=5, exclude=exclude)
+    decoder = BeamDecoder(ens, DenseTrie.from_trie(trie))
+    calls = []
+    for m in members:  # the decoder's own encoder runs are bound at construction; any later encode is a repeat
+        m.encode = lambda *a, _f=m.encode, **k: calls.append(1) or _f(*a, **k)
+    got, got_scores = decoder.decode(batch, beam=2, topk=5, exclude=exclude)
+    assert calls == []
+    assert torch.equal(got, want) and torch.allclose(got_scores, want_scores, atol=1e-4)
+    assert not torch.equal(got, beam_search(ens, batch, trie, beam=2, topk=5, exclude=exclude, dense_candidates=0)[0])
+
+
 def test_the_benchmark_reads_each_protocol_from_its_own_candidate_list(tiny):
     codes = tiny.catalogue()
     data = tiny.data(codes, n=24)

@@ -72,6 +72,9 @@ def test_the_ensembles_encoding_splits_into_each_members_own(tiny):
         mine = beam_search(m, batch, trie, beam=8, topk=5, enc=got)
         alone = beam_search(m, batch, trie, beam=8, topk=5)
         assert torch.equal(mine[0], alone[0]) and torch.allclose(mine[1], alone[1], atol=1e-5)
+    enc = encode_users(ens, batch)  # join_encodings inverts it, from each member's own encoding
+    joined = ens.join_encodings([encode_users(m, batch) for m in (a, b)])
+    assert all(torch.allclose(x, y) for x, y in zip(joined[1:], enc[1:])) and len(joined[0]) == len(enc[0])
 
 
 def test_members_must_share_the_catalogue(tiny):

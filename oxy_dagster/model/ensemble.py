@@ -67,9 +67,7 @@ class GeneratorEnsemble(nn.Module):
         """Every member's memory, padded to the longest (padding masked) and concatenated on the feature axis;
         the members' key masks side by side on the key axis."""
         outs = [m.encode(batch, q) for m, q in zip(self.members, self.split_state(query))]
-        keys = max(o[0].shape[1] for o in outs)
-        memory = torch.cat([F.pad(o[0], (0, 0, 0, keys - o[0].shape[1])) for o in outs], -1)
-        mask = torch.cat([torch.cat([o[1], o[1].new_ones(o[1].shape[0], keys - o[1].shape[1])], 1) for o in outs], 1)
+        memory, mask = _side_by_side([o[0] for o in outs], [o[1] for o in outs])
         return memory, mask, sum(o[2] for o in outs)
 
     def prefix(self, instr: list) -> torch.Tensor:
@@ -81,6 +79,12 @@ class GeneratorEnsemble(nn.Module):
         keeps the ensemble's padding to the longest member's, which its mask covers."""
         instr, query, memory, mask = enc
         return list(zip(instr, self.split_state(query), self.split_state(memory), mask.chunk(len(self.members), 1)))
+
+    def join_encodings(self, encs: list[tuple]) -> tuple:
+        """The ensemble's ``encode_users`` tuple from each member's own (the inverse of ``split_encoding``), for a
+        caller that ran the members' encoders itself (``BeamDecoder``)."""
+        memory, mask = _side_by_side([e[2] for e in encs], [e[3] for e in encs])
+        return [e[0] for e in encs], torch.cat([e[1] for e in encs], -1), memory, mask
 
     def decode(self, tokens, memory, mem_mask, start_pos: int = 0, cache=None):
         masks = mem_mask.chunk(len(self.members), 1)
@@ -109,6 +113,15 @@ class GeneratorEnsemble(nn.Module):
     def rescore(self, state, items, scores, mix=None, dense=None):
         # the same mixing, over the members' dense head
         return Generator.rescore(self, state, items, scores, mix, dense)
+
+
+def _side_by_side(memories: list[torch.Tensor], masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Members' memories padded to the longest (padding masked) and concatenated on the feature axis; their key
+    masks side by side on the key axis."""
+    keys = max(m.shape[1] for m in memories)
+    memory = torch.cat([F.pad(m, (0, 0, 0, keys - m.shape[1])) for m in memories], -1)
+    mask = torch.cat([torch.cat([k, k.new_ones(k.shape[0], keys - k.shape[1])], 1) for k in masks], 1)
+    return memory, mask
 
 
 class CodebookEnsemble:

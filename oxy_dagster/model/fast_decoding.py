@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from kernels.beam_step import beam_step
 
-from .decoding import encode_users, join_dense_candidates
+from .decoding import join_dense_candidates
 from .ensemble import GeneratorEnsemble
 from .generator import Generator
 from .trie import DenseTrie
@@ -94,7 +94,8 @@ class BeamDecoder:
                   for i in range(len(self.layers[j]))]
         mem_bias = torch.zeros(mem_pad.shape, dtype=h.dtype).masked_fill(mem_pad, float("-inf"))[:, None, None, :]
         return {"shared": shared, "mem_bias": mem_bias, "t_prefix": prefix.shape[1], "last": h[:, -1:],
-                "first": h[:, -1], "hist_k": [None] * len(self.layers[j]), "hist_v": [None] * len(self.layers[j])}
+                "first": h[:, -1], "enc": (instr, query, memory, mem_pad),
+                "hist_k": [None] * len(self.layers[j]), "hist_v": [None] * len(self.layers[j])}
 
     def _level_logits(self, lvl: int, states: list[dict]) -> torch.Tensor:
         """(B, beams, V) scores of level ``lvl``'s codes: one model's logits, or an ensemble's mean log-softmax."""
@@ -159,8 +160,10 @@ class BeamDecoder:
         dense = None
         if n_dense > 0 and self.model.cfg.dense_weight > 0 and leaf_rows is None and not sampling:
             dense = self.model.dense_logp(first)  # once: the join and the mix below both read it
-            items, scores = join_dense_candidates(self.model, batch, encode_users(self.model, batch), first, items,
-                                                  scores, exclude, n_dense, dense)  # as beam_search joins them
+            encs = [st["enc"] for st in states]  # the users' encodings from the beams' start, not computed again
+            enc = self.model.join_encodings(encs) if isinstance(self.model, GeneratorEnsemble) else encs[0]
+            items, scores = join_dense_candidates(self.model, batch, enc, first, items, scores, exclude, n_dense,
+                                                  dense)  # as beam_search joins them
         scores = self.model.rescore(first, items, scores, dense=dense)  # the dense mix, where the model has one
         if exclude is not None:
             seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
