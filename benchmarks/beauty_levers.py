@@ -145,6 +145,11 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     # the other side of the dense weight: at 0.5 the per-item recipe trained a worse dense head in the budget
     # (beauty_levers_xeon_20min_dense050itemid), so the loss's balance may favour less than 0.25
     "grouped_collab60_dense0125_shrink10_itemid": ({"dense_weight": 0.125, "item_id_emb": True}, GROUPED),
+    # with free output vectors the hour ensemble's dense head alone nearly ranks as well as the whole model
+    # (beauty_combine_freeout: 0.1235 against 0.1282) and ranks the targets seen at most 10 times better: weight 0.5,
+    # which lost with the whole-embedding head (beauty_levers_xeon_20min_dense050itemid), on the free output vectors
+    "grouped_collab60_dense050_shrink10_itemid_freeout": (
+        {"dense_weight": 0.5, "item_id_emb": True, "dense_free_items": True}, GROUPED),
 }
 # lever -> sid_codebooks overrides: the lever trains on its own codebook, built from the version's item vectors
 CODEBOOKS: dict[str, dict] = {
@@ -160,6 +165,7 @@ CODEBOOKS: dict[str, dict] = {
     "grouped_collab60_width64_levels4": {"collaborative": 0.6, "width": 64, "levels": 4},
     **{f"grouped_collab60_dense025_shrink10{k}": {"collaborative": 0.6, "collaborative_shrink": 10}
        for k in ("", "_itemid", "_itemid_exclhist", "_itemid_embdrop20", "_itemid_freeout")},
+    "grouped_collab60_dense050_shrink10_itemid_freeout": {"collaborative": 0.6, "collaborative_shrink": 10},
     **{f"grouped_collab60_dense{w}_shrink10_itemid": {"collaborative": 0.6, "collaborative_shrink": 10}
        for w in ("050", "0125")},
     "grouped_collab60_dense025_shrink30_itemid": {"collaborative": 0.6, "collaborative_shrink": 30},
@@ -341,6 +347,13 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
         "-0.5 % / -0.5 %, against weight 0.25's 3 seeds on the same AMD machine, 0.12479 / 0.07423: level; git, lint "
         "and a chart ran beside its first 12 minutes, so its steps are a few percent short; with 0.5's -1.3 % / "
         "-2.3 % the weight stays 0.25)"),
+}, "beauty_levers_xeon_20min_dense050freeout": {
+    "grouped_collab60_dense050_shrink10_itemid_freeout": (
+        "not kept (the dense head at weight 0.5 on free output vectors, seed 0 at its best mix 0.5: Recall@10 0.12387"
+        " / NDCG@10 0.07460, plain 0.11350 / 0.06638; at mix 1.0 0.12175 / 0.07342, -3.9 % / -2.1 % against weight "
+        "0.25's 3 seeds there, 0.12675 / 0.07497 (beauty_levers_xeon_20min_freeout), although this run made 7,063 "
+        "steps against their 5,395-5,786 on a faster day of the same AMD machine; the dense head alone 0.11713 "
+        "against 0.12087-0.12137: a heavier dense loss trains a worse head here too, so the weight stays 0.25)"),
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "
