@@ -52,7 +52,7 @@ def recipe(args) -> dict:
             "item_id_emb": args.item_id_emb, "tie_heads": args.tie_heads, "user_buckets": args.user_buckets,
             "dense_weight": args.dense_weight, "dense_mix": args.dense_mix, "dense_ahead": args.dense_ahead,
             "dense_candidates": args.dense_candidates, "dense_exclude_history": args.dense_exclude_history,
-            "dense_free_items": args.dense_free_items}
+            "dense_free_items": args.dense_free_items, "last_item_trigger": args.last_item_trigger}
 
 
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -308,6 +308,10 @@ def parser() -> argparse.ArgumentParser:
                     default=GeneratorConfig.dense_free_items,
                     help="the dense head scores items by their per-item vectors alone "
                          "(GeneratorConfig.dense_free_items)")
+    ap.add_argument("--last-item-trigger", action=argparse.BooleanOptionalAction,
+                    default=GeneratorConfig.last_item_trigger,
+                    help="a sample without a trigger takes its most recent history item as one (GeneratorConfig."
+                         "last_item_trigger)")
     ap.add_argument("--dense-exclude-history", action=argparse.BooleanOptionalAction,
                     default=GeneratorConfig.dense_exclude_history,
                     help="the dense loss leaves each sample's history items out of its softmax (GeneratorConfig."

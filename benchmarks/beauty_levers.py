@@ -369,6 +369,14 @@ TABLE_DECISIONS: dict[str, dict[str, str]] = {"beauty_levers_xeon": {
         "0.12787 / 0.07546 at 5,786 steps: the same seed reads 3.6 % / 4.1 % apart on two days (the wall-clock budget"
         " sets the steps and the schedule), the spread a one-seed lever is read against; a 2-minute test run shared "
         "the CPU in its 13th minute"),
+}, "beauty_levers_xeon_20min_lasttrig": {
+    "grouped_collab60_dense025_shrink10_itemid_freeout_lasttrig": (
+        "not kept (last_item_trigger on the committed recipe: the most recent history item as the instruction's "
+        "trigger, seed 0 at its best mix 0.5: Recall@10 0.12062 / NDCG@10 0.07372, plain 0.11325 / 0.06723; at mix "
+        "1.0 0.11937 / 0.07312, plain 0.11313 / 0.06741: -3.1 % / +1.1 %, plain -1.2 % / +3.6 %, against the same "
+        "day's reference (beauty_levers_xeon_20min_freeout_ref, 0.12325 / 0.07234) at 6,516 steps against its 6,693; "
+        "the dense head alone 0.11425 against 0.11463; its training loss ends at 2.93 against 3.38: the transitions "
+        "are learnt, but they do not rank held-out targets better, within the 4 % one seed reads apart on two days)"),
 }, "beauty_levers_xeon_20min_ref": {
     "grouped_collab60": "the user-token lever's reference: the hour's member recipe at 20 minutes re-measured in that "
                         "lever's session, 2 seeds (the machine ran faster than for the 20-minute table's reference: "

@@ -83,6 +83,11 @@ class GeneratorConfig:
     # TIGER's hashed user-ID token: the user id hashed into this many learned vectors, one added to the encoder's
     # profile token, so a user's training samples teach the model that user (0: none; TIGER uses 2,000)
     user_buckets: int = 0
+    # a sample without a trigger item takes the user's most recent history item as its instruction's trigger, so the
+    # decoder's first state (the one the dense head and the first code read) holds that item's embedding directly,
+    # not only through attention over the history: FPMC's last-item transition (a last-item Markov chain beats the
+    # generator on targets rare in training, beauty_transitions); a sample with a trigger keeps its own
+    last_item_trigger: bool = False
 
     def __post_init__(self):
         if self.placement not in PLACEMENTS:
@@ -111,7 +116,7 @@ class GeneratorConfig:
 ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "dense_ahead": 0, "dense_exclude_history": False,
                    "dense_free_items": False,
                    "emb_dropout": 0.0, "label_smoothing": 0.0, "item_id_emb": False, "tie_heads": False,
-                   "user_buckets": 0, "dense_candidates": 0}
+                   "user_buckets": 0, "dense_candidates": 0, "last_item_trigger": False}
 
 # Seed Table 3 (hidden / intermediate, experts total / active) and CPU-sized presets.
 PRESETS: dict[str, dict] = {
@@ -152,6 +157,8 @@ class ModelChoice:
                                                              "the dense head's output)")
     tie_heads: bool = setting(GeneratorConfig.tie_heads, "output heads share the code embeddings' weights")
     user_buckets: int = setting(GeneratorConfig.user_buckets, "hashed user-ID vectors on the profile token (0: none)")
+    last_item_trigger: bool = setting(GeneratorConfig.last_item_trigger,
+                                      "a sample without a trigger item takes its most recent history item as one")
     dense_weight: float = setting(GeneratorConfig.dense_weight,
                                   "weight of the dense item-retrieval loss (LIGER's hybrid; 0: no dense head)")
     dense_ahead: int = setting(GeneratorConfig.dense_ahead,

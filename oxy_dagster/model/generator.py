@@ -146,6 +146,8 @@ class Generator(nn.Module):
         """Instruction token(s) for the decoder and the fused vector (IGR / Q2I query)."""
         s = self.scenario_emb(batch["scenario"])
         trig = batch["trigger"]
+        if self.cfg.last_item_trigger:  # histories are right-aligned: the last column is the most recent item
+            trig = torch.where(trig == self.pad_item, batch["short_items"][:, -1], trig)
         t = torch.where((trig == self.pad_item).unsqueeze(-1), self.default_trigger, self.item_embedding(trig))
         r = torch.where(batch["has_reasoning"].unsqueeze(-1), self.reasoning_proj(batch["reasoning"]),
                         self.default_reasoning)
