@@ -41,7 +41,7 @@ from benchmarks.beauty_data import add_workdir_argument, beauty_paths
 from benchmarks.beauty_eval import KEYS, split_rows
 from benchmarks.beauty_popularity import bucket_chart, split_figures
 from benchmarks.common import RESULTS, write_result
-from oxy_dagster.model.decoding import beam_search, encode_users, path_logp
+from oxy_dagster.model.decoding import beam_search, encode_users, first_state, path_logp
 from oxy_dagster.model.ensemble import GeneratorEnsemble, unique_rows
 from oxy_dagster.model.generator import catalogue_mask, history_items
 from oxy_dagster.model.pipeline import load_pretrained_many
@@ -74,8 +74,7 @@ def read_users(members: list, data, trie, rows: np.ndarray, beam: int, batch_siz
                                  dense_candidates=0)
         own = [beam_search(m, batch, trie, beam=beam, topk=beam, dense_mix=0.0, enc=e, dense_candidates=0)[0]
                for m, e in zip(members, encs)]
-        states = [m.decode(m.prefix(e[0]), e[2], e[3])[0][:, -1] for m, e in zip(members, encs)]
-        dense_all = [m.dense_logp(s) for m, s in zip(members, states)]  # (users, catalogue) per member
+        dense_all = [m.dense_logp(first_state(m, e)) for m, e in zip(members, encs)]  # (users, catalogue) per member
         extra = []
         if dense_candidates:
             mean = torch.stack(dense_all).mean(0).masked_fill(catalogue_mask(hist, dense_all[0].shape[1]),

@@ -30,7 +30,7 @@ from benchmarks.beauty_data import add_workdir_argument, beauty_paths
 from benchmarks.beauty_eval import candidates, split_rows
 from benchmarks.common import RESULTS, write_result
 from oxy_dagster.io import save_figure
-from oxy_dagster.model.decoding import encode_users, path_logp
+from oxy_dagster.model.decoding import encode_users, first_state, path_logp
 from oxy_dagster.model.ensemble import GeneratorEnsemble, unique_rows
 from oxy_dagster.model.evaluate import history_items, ranking_metrics
 from oxy_dagster.paths import work_dir as oxy_home
@@ -63,8 +63,7 @@ def read_users(members: list, data, trie, rows, batch_size: int = 128) -> dict:
         batch = data.batch(rows[i:i + batch_size])
         hist = history_items(batch)
         encs = [encode_users(m, batch) for m in members]
-        dense = torch.stack([m.dense_logp(m.decode(m.prefix(e[0]), e[2], e[3])[0][:, -1])
-                             for m, e in zip(members, encs)]).mean(0)
+        dense = torch.stack([m.dense_logp(first_state(m, e)) for m, e in zip(members, encs)]).mean(0)
         seen = torch.zeros_like(dense, dtype=torch.bool)
         known = hist < ens.pad_item
         seen[torch.arange(len(hist))[:, None].expand_as(hist)[known], hist[known]] = True

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from oxy_dagster.model.decoding import beam_search, encode_users, join_dense_candidates
+from oxy_dagster.model.decoding import beam_search, encode_users, first_state, join_dense_candidates
 from oxy_dagster.model.evaluate import history_items, list_figures, ranking_metrics
 
 KEYS = ("recall@10", "ndcg@10")
@@ -40,7 +40,7 @@ def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
                                      dense_candidates=0)
         state = dense_all = None
         if model.cfg.dense_weight > 0:
-            state = model.decode(model.prefix(enc[0]), enc[2], enc[3])[0][:, -1]
+            state = first_state(model, enc)
             dense_all = model.dense_logp(state)  # once per batch: both lists read it
         for p in lists:
             its, g = items, gen

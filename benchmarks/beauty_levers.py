@@ -169,11 +169,10 @@ CODEBOOKS: dict[str, dict] = {
     "grouped_collab60_width64": {"collaborative": 0.6, "width": 64},
     "grouped_collab60_width64_levels4": {"collaborative": 0.6, "width": 64, "levels": 4},
     **{f"grouped_collab60_dense025_shrink10{k}": {"collaborative": 0.6, "collaborative_shrink": 10}
-       for k in ("", "_itemid", "_itemid_exclhist", "_itemid_embdrop20", "_itemid_freeout")},
-    **{f"grouped_collab60_{k}": {"collaborative": 0.6, "collaborative_shrink": 10}
-       for k in ("dense050_shrink10_itemid_freeout", "dense025_shrink10_itemid_freeout_lasttrig")},
-    **{f"grouped_collab60_dense{w}_shrink10_itemid": {"collaborative": 0.6, "collaborative_shrink": 10}
-       for w in ("050", "0125")},
+       for k in ("", "_itemid", "_itemid_exclhist", "_itemid_embdrop20", "_itemid_freeout",
+                 "_itemid_freeout_lasttrig")},
+    **{f"grouped_collab60_dense{w}_shrink10_itemid{k}": {"collaborative": 0.6, "collaborative_shrink": 10}
+       for w, k in (("050", ""), ("0125", ""), ("050", "_freeout"))},
     "grouped_collab60_dense025_shrink30_itemid": {"collaborative": 0.6, "collaborative_shrink": 30},
 }
 # lever -> generators trained one after another for budget / n each (seeds seed x n + i) and decoded together

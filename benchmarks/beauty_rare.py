@@ -35,7 +35,7 @@ from benchmarks.beauty_data import add_workdir_argument, beauty_paths
 from benchmarks.beauty_eval import KEYS, split_rows
 from benchmarks.beauty_popularity import bucket_chart, bucket_names, split_figures
 from benchmarks.common import RESULTS, write_result
-from oxy_dagster.model.decoding import beam_search, encode_users, join_dense_candidates
+from oxy_dagster.model.decoding import beam_search, encode_users, first_state, join_dense_candidates
 from oxy_dagster.model.generator import history_items
 from oxy_dagster.model.pipeline import load_pretrained_many
 
@@ -71,7 +71,7 @@ def read_users(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
         enc = encode_users(model, batch)
         items, gen = beam_search(model, batch, trie, beam=beam, topk=max(beam, 20) + hist.shape[1], dense_mix=0.0,
                                  enc=enc, dense_candidates=0)
-        state = model.decode(model.prefix(enc[0]), enc[2], enc[3])[0][:, -1]
+        state = first_state(model, enc)
         dense = model.dense_logp(state)
         its, g = join_dense_candidates(model, batch, enc, state, items, gen, hist, max(COUNTS), dense)
         rank = torch.arange(its.shape[1]) - items.shape[1]

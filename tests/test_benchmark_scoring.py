@@ -257,7 +257,7 @@ def test_combining_the_members_candidates_keeps_the_joint_beams_ranking_and_adds
     import torch
 
     from benchmarks.beauty_combine import COMMITTED, ranked, read_users, score
-    from oxy_dagster.model.decoding import beam_search
+    from oxy_dagster.model.decoding import beam_search, encode_users, first_state
     from oxy_dagster.model.ensemble import GeneratorEnsemble
     from oxy_dagster.model.trie import CodeTrie
 
@@ -289,7 +289,7 @@ def test_combining_the_members_candidates_keeps_the_joint_beams_ranking_and_adds
     batch = data.batch(rows)
     with torch.no_grad():  # the members' mean dense head's 4 best items outside the history join the union
         ens = GeneratorEnsemble(members)
-        dense = ens.dense_logp(ens.decode(*_first_step(ens, batch))[0][:, -1])
+        dense = ens.dense_logp(first_state(ens, encode_users(ens, batch)))
     for r in range(len(rows)):
         d = dense[r].clone()
         d[[h for h in hist[r].tolist() if 0 <= h < len(d)]] = float("-inf")
@@ -297,11 +297,3 @@ def test_combining_the_members_candidates_keeps_the_joint_beams_ranking_and_adds
         assert set(c["items"][r].tolist()) - {-1} <= set(wide["items"][r].tolist())  # nothing lost
     a, b = ranked(wide, COMMITTED, True, k=10), ranked(c, COMMITTED, True, k=10)  # the joint beam's ranking
     assert np.array_equal(a[:, :b.shape[1]], b) and (a[:, b.shape[1]:] == -1).all()
-
-
-def _first_step(ens, batch):
-    """The ensemble's prefix, memory and mask: what decodes the state that predicts the first code."""
-    from oxy_dagster.model.decoding import encode_users
-
-    instr, _, memory, mask = encode_users(ens, batch)
-    return ens.prefix(instr), memory, mask

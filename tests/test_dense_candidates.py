@@ -8,15 +8,10 @@ import torch
 
 from benchmarks.beauty_eval import candidates, ranked
 from oxy_dagster.model.config import GeneratorConfig
-from oxy_dagster.model.decoding import beam_search, encode_users, join_dense_candidates
+from oxy_dagster.model.decoding import beam_search, encode_users, first_state, join_dense_candidates
 from oxy_dagster.model.ensemble import GeneratorEnsemble
 from oxy_dagster.model.fast_decoding import BeamDecoder
 from oxy_dagster.model.trie import CodeTrie, DenseTrie
-
-
-def first_state(model, batch):
-    instr, _, memory, mask = encode_users(model, batch)
-    return model.decode(model.prefix(instr), memory, mask)[0][:, -1]
 
 
 def exhaustive(model, batch, trie):
@@ -29,7 +24,7 @@ def check_joined(model, batch, trie, exclude, n=3, beam=2):
     enc = encode_users(model, batch)
     items, scores = beam_search(model, batch, trie, beam=beam, topk=beam, dense_mix=0.0, exclude=exclude, enc=enc,
                                 dense_candidates=0)
-    state = first_state(model, batch)
+    state = first_state(model, enc)
     joined, joined_scores = join_dense_candidates(model, batch, enc, state, items, scores, exclude, n)
     assert torch.equal(joined[:, :beam], items) and torch.equal(joined_scores[:, :beam], scores)
     extra = joined[:, beam:]
@@ -54,7 +49,8 @@ def test_dense_candidates_are_the_dense_heads_best_items_outside_the_beam_scored
     # beam_search joins them itself, then ranks beam and dense candidates together by the final score
     got, got_scores = beam_search(model, batch, trie, beam=2, topk=4, exclude=exclude, dense_mix=2.0,
                                   dense_candidates=3)
-    mixed = joined_scores + 2.0 * model.dense_logp(first_state(model, batch)).gather(1, joined.clamp(min=0))
+    dense = model.dense_logp(first_state(model, encode_users(model, batch)))
+    mixed = joined_scores + 2.0 * dense.gather(1, joined.clamp(min=0))
     want = mixed.topk(4, dim=1)
     assert torch.allclose(got_scores, want.values, atol=1e-4)
     assert torch.equal(got, joined.gather(1, want.indices))

@@ -137,6 +137,13 @@ def encode_users(model: Generator, batch: dict) -> tuple:
     return instr, query, memory, mask
 
 
+def first_state(model: Generator, enc: tuple) -> torch.Tensor:
+    """The decoder state that predicts the first code (what the dense head reads), from ``encode_users(model,
+    batch)``: (rows, d_model); an ensemble's members' side by side."""
+    instr, _, memory, mask = enc
+    return model.decode(model.prefix(instr), memory, mask)[0][:, -1]
+
+
 @torch.no_grad()
 def path_logp(model: Generator, batch: dict, items: torch.Tensor, chunk: int = 8192,
               enc: tuple | None = None, per_level: bool = False) -> torch.Tensor:
