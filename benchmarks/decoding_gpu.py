@@ -1,17 +1,21 @@
 """GPU benchmark of large-beam decoding: the serving decoder (``BeamDecoder``: encode once, beams folded into the
 batch against the shared encoder output, dense per-level trie tables, the beam-step kernel) on a Beauty-shaped
-``small`` generator, per beam width and requests per batch.
+``small`` generator, eager and with its level loop replayed from CUDA graphs (``GraphedBeamDecoder``), per beam
+width, requests per batch and ensemble size (``--members``: the one-hour Beauty model is 3 generators).
 
-Random weights (speed only: the work per step does not depend on them), every request a full 20-item history.
-Latency is the wall time of one ``decode`` call with CUDA synchronisation: median and p99 over ``--reps`` calls
-after 3 warm-up calls (their seconds recorded: they hold the compilation in mode ``compiled``). ``--device cpu``
-is a smoke run recorded under no name. Usage on a GPU machine:
-``python -m benchmarks.decoding_gpu`` -> ``benchmarks/results/decoding_gpu.json``.
+Random weights (speed only: the work per step does not depend on them), every request a full 20-item history; the
+committed defaults (dense head on free item vectors, mixed into the last level's ranking). Latency is the wall time
+of one ``decode`` call with CUDA synchronisation: median and p99 over ``--reps`` calls after 3 warm-up calls (their
+seconds recorded: they hold Triton's compilation and, in mode ``graphed``, the graph's capture). A graphed row says
+whether its lists equal the eager decoder's on the same batch (``matches_eager``). ``--device cpu`` is a smoke run
+recorded under no name (``graphed`` runs its padded path without graphs there). Usage on a GPU machine:
+``python -m benchmarks.decoding_gpu`` -> ``benchmarks/results/decoding_gpu.json`` and ``decoding_gpu.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 
@@ -19,61 +23,139 @@ import numpy as np
 import torch
 
 from benchmarks.generator_gpu import batch, beauty_shaped
+from oxy_dagster.model.ensemble import GeneratorEnsemble
 from oxy_dagster.model.fast_decoding import BeamDecoder
+from oxy_dagster.model.graphed_decoding import GraphedBeamDecoder
 from oxy_dagster.model.trie import CodeTrie, DenseTrie
+
+
+def model_of(members: int):
+    """One Beauty-shaped ``small`` generator, or an ensemble of ``members`` over the same codes (the others are
+    perturbed copies of the first: same shapes, other lists)."""
+    first = beauty_shaped("small").eval()
+    if members == 1:
+        return first
+    others = []
+    for i in range(1, members):
+        torch.manual_seed(i)
+        m = copy.deepcopy(first)
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        others.append(m)
+    return GeneratorEnsemble([first, *others]).eval()
+
+
+def decoder_for(mode: str, model, dense: DenseTrie):
+    if mode == "compiled":  # torch.compile of encoder, decoder layers, beam step (failed in inductor on torch 2.11)
+        return BeamDecoder(model, dense, compile=True)
+    eager = BeamDecoder(model, dense)
+    return GraphedBeamDecoder(eager) if mode == "graphed" else eager
+
+
+def time_shape(decoder, b: dict, beam: int, reps: int, sync) -> dict:
+    t0 = time.perf_counter()
+    for _ in range(3):
+        items, scores = decoder.decode(b, beam=beam, topk=20)
+    warmup_s = time.perf_counter() - t0
+    times = []
+    for _ in range(reps):
+        sync()
+        t0 = time.perf_counter()
+        decoder.decode(b, beam=beam, topk=20)
+        sync()
+        times.append(1000 * (time.perf_counter() - t0))
+    p50 = float(np.median(times))
+    return {"p50_ms": round(p50, 2), "p99_ms": round(float(np.percentile(times, 99)), 2),
+            "valid_share": float((items >= 0).float().mean()), "warmup_s": round(warmup_s, 2),
+            "lists": (items, scores)}
+
+
+def plot(rows: list[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from oxy_dagster.io import save_figure
+
+    members = sorted({r["members"] for r in rows})
+    fig, axes = plt.subplots(1, len(members), figsize=(6 * len(members), 4), squeeze=False)
+    for ax, n in zip(axes[0], members):
+        mine = [r for r in rows if r["members"] == n]
+        shapes = sorted({(r["beam"], r["requests"]) for r in mine})
+        x = np.arange(len(shapes))
+        modes = sorted({r["mode"] for r in mine})
+        for i, mode in enumerate(modes):
+            p50 = [next(r["p50_ms"] for r in mine if r["mode"] == mode and (r["beam"], r["requests"]) == s)
+                   for s in shapes]
+            ax.bar(x + (i - (len(modes) - 1) / 2) * 0.8 / len(modes), p50, 0.8 / len(modes), label=mode)
+        ax.set_xticks(x, [f"beam {b}\n{r} req" for b, r in shapes], fontsize=7)
+        ax.set(ylabel="p50 ms per decode call", title=f"{n} generator(s)")
+        ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--beams", default="50,256,512")
     ap.add_argument("--requests", default="1,8,32")
+    ap.add_argument("--members", default="1,3")
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--modes", default="eager,compiled", help="eager, and/or compiled (BeamDecoder(compile=True): "
-                                                              "torch.compile of encoder, decoder layers, beam step)")
+    ap.add_argument("--modes", default="eager,graphed",
+                    help="eager, graphed (GraphedBeamDecoder: CUDA graphs of the level loop) and/or compiled "
+                         "(BeamDecoder(compile=True))")
     args = ap.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("decoding_gpu needs a CUDA GPU (--device cpu for a smoke run)")
-    with torch.device("cpu"):
-        model = beauty_shaped("small").eval()
-        dense = DenseTrie.from_trie(CodeTrie.build(model.item_codes.numpy(), list(model.cfg.code_vocab)))
-        g = torch.Generator().manual_seed(2)
-        inputs = {n: batch(model, n, g) for n in (int(x) for x in args.requests.split(","))}
-    model = model.to(device)
-    dense = DenseTrie(dense.levels, dense.vocab, [t.to(device) for t in dense.child])
-    torch.set_default_device(device)  # what the decoder creates on the fly lands beside the model
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rows = []
-    for mode in args.modes.split(","):
-        decoder = BeamDecoder(model, dense, compile=mode == "compiled")
-        for beam in (int(x) for x in args.beams.split(",")):
-            for n_req, b in inputs.items():
-                b = {k: v.to(device) for k, v in b.items()}
-                t0 = time.perf_counter()
-                for _ in range(3):
-                    items, _ = decoder.decode(b, beam=beam, topk=20)
-                warmup_s = time.perf_counter() - t0
-                valid = float((items >= 0).float().mean())
-                times = []
-                for _ in range(args.reps):
-                    sync()
-                    t0 = time.perf_counter()
-                    decoder.decode(b, beam=beam, topk=20)
-                    sync()
-                    times.append(1000 * (time.perf_counter() - t0))
-                rows.append({"mode": mode, "beam": beam, "requests": n_req,
-                             "p50_ms": round(float(np.median(times)), 2),
-                             "p99_ms": round(float(np.percentile(times, 99)), 2),
-                             "requests_per_s": round(n_req * 1000 / float(np.median(times)), 1),
-                             "valid_share": valid, "warmup_s": round(warmup_s, 1)})
-                print(rows[-1], flush=True)
+    for n_members in (int(x) for x in args.members.split(",")):
+        with torch.device("cpu"):
+            model = model_of(n_members)
+            codes = model.members[0].item_codes if n_members > 1 else model.item_codes
+            dense = DenseTrie.from_trie(CodeTrie.build(codes.numpy(), list(model.cfg.code_vocab)))
+            g = torch.Generator().manual_seed(2)
+            first = model.members[0] if n_members > 1 else model
+            inputs = {n: batch(first, n, g) for n in (int(x) for x in args.requests.split(","))}
+        model = model.to(device)
+        dense = DenseTrie(dense.levels, dense.vocab, [t.to(device) for t in dense.child])
+        torch.set_default_device(device)  # what the eager decoder creates on the fly lands beside the model
+        eager_lists = {}
+        for mode in args.modes.split(","):
+            decoder = decoder_for(mode, model, dense)
+            for beam in (int(x) for x in args.beams.split(",")):
+                for n_req, b in inputs.items():
+                    b = {k: v.to(device) for k, v in b.items()}
+                    row = time_shape(decoder, b, beam, args.reps, sync)
+                    items, scores = row.pop("lists")
+                    if mode == "eager":
+                        eager_lists[beam, n_req] = (items, scores)
+                    elif (beam, n_req) in eager_lists:
+                        want_items, want_scores = eager_lists[beam, n_req]
+                        row["matches_eager"] = bool(torch.equal(items, want_items)
+                                                    and torch.allclose(scores, want_scores, atol=1e-4))
+                    rows.append({"mode": mode, "members": n_members, "beam": beam, "requests": n_req, **row,
+                                 "requests_per_s": round(n_req * 1000 / row["p50_ms"], 1)})
+                    print(rows[-1], flush=True)
+        torch.set_default_device("cpu")
     if device.type != "cuda":
         return
-    from benchmarks.common import write_result
+    from benchmarks.common import RESULTS, write_result
 
+    speedup = {f"{r['members']}x_beam{r['beam']}_req{r['requests']}": round(
+        next(e["p50_ms"] for e in rows if e["mode"] == "eager" and all(e[k] == r[k] for k in
+                                                                         ("members", "beam", "requests")))
+        / r["p50_ms"], 2) for r in rows if r["mode"] == "graphed"} if "eager" in args.modes.split(",") else {}
+    png = RESULTS / "decoding_gpu.png"
+    plot(rows, png)
     write_result("decoding_gpu", {"device": torch.cuda.get_device_name(0), "preset": "small", "reps": args.reps,
-                                  "shapes": rows, "torch": torch.__version__})
+                                  "shapes": rows, "graphed_speedup_p50": speedup,
+                                  "all_graphed_match_eager": all(r.get("matches_eager", True) for r in rows),
+                                  "torch": torch.__version__}, artifacts=[png])
 
 
 if __name__ == "__main__":

@@ -124,6 +124,16 @@ class BeamDecoder:
         fewer valid items. ``exclude``: (B, H) item rows never to return (entries outside the catalogue are
         padding). ``leaf_rows`` maps the trie's items to global rows when the trie covers a candidate pool."""
         states = [self._start(j, batch) for j in range(len(self.members))]
+        return self.search(states, batch, beam, topk, exclude, leaf_rows, mode, sample)
+
+    @torch.inference_mode()
+    def search(self, states: list[dict], batch: dict | None, beam: int = 256, topk: int = 20,
+               exclude: torch.Tensor | None = None, leaf_rows: torch.Tensor | None = None, mode: str = "beam",
+               sample: SampleConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``decode`` after the encoders: the levels, the dense join and mix, the exclusion and the top ``topk``
+        from the members' ``_start`` states. Its shapes follow (requests, beam, topk, exclude's width) and the
+        states' alone, with no value read back to the host unless dense candidates are joined (they need
+        ``batch``): what ``graphed_decoding`` replays from a CUDA graph."""
         n_req = states[0]["first"].shape[0]
         sampling = mode == "sample"
         if mode not in ("beam", "sample"):
