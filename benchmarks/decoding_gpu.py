@@ -121,6 +121,7 @@ def main() -> None:
             g = torch.Generator().manual_seed(2)
             first = model.members[0] if n_members > 1 else model
             inputs = {n: batch(first, n, g) for n in (int(x) for x in args.requests.split(","))}
+        inputs = {n: {k: v.to(device) for k, v in b.items()} for n, b in inputs.items()}
         model = model.to(device)
         dense = DenseTrie(dense.levels, dense.vocab, [t.to(device) for t in dense.child])
         torch.set_default_device(device)  # what the eager decoder creates on the fly lands beside the model
@@ -129,7 +130,6 @@ def main() -> None:
             decoder = decoder_for(mode, model, dense)
             for beam in (int(x) for x in args.beams.split(",")):
                 for n_req, b in inputs.items():
-                    b = {k: v.to(device) for k, v in b.items()}
                     row = time_shape(decoder, b, beam, args.reps, sync)
                     items, scores = row.pop("lists")
                     if mode == "eager":
@@ -146,10 +146,10 @@ def main() -> None:
         return
     from benchmarks.common import RESULTS, write_result
 
-    speedup = {f"{r['members']}x_beam{r['beam']}_req{r['requests']}": round(
-        next(e["p50_ms"] for e in rows if e["mode"] == "eager" and all(e[k] == r[k] for k in
-                                                                         ("members", "beam", "requests")))
-        / r["p50_ms"], 2) for r in rows if r["mode"] == "graphed"} if "eager" in args.modes.split(",") else {}
+    shape = lambda r: (r["members"], r["beam"], r["requests"])  # noqa: E731
+    eager_p50 = {shape(r): r["p50_ms"] for r in rows if r["mode"] == "eager"}
+    speedup = {f"{r['members']}x_beam{r['beam']}_req{r['requests']}": round(eager_p50[shape(r)] / r["p50_ms"], 2)
+               for r in rows if r["mode"] == "graphed" and shape(r) in eager_p50}
     png = RESULTS / "decoding_gpu.png"
     plot(rows, png)
     write_result("decoding_gpu", {"device": torch.cuda.get_device_name(0), "preset": "small", "reps": args.reps,
