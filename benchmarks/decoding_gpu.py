@@ -116,10 +116,9 @@ def main() -> None:
     for n_members in (int(x) for x in args.members.split(",")):
         with torch.device("cpu"):
             model = model_of(n_members)
-            codes = model.members[0].item_codes if n_members > 1 else model.item_codes
-            dense = DenseTrie.from_trie(CodeTrie.build(codes.numpy(), list(model.cfg.code_vocab)))
-            g = torch.Generator().manual_seed(2)
             first = model.members[0] if n_members > 1 else model
+            dense = DenseTrie.from_trie(CodeTrie.build(first.item_codes.numpy(), list(model.cfg.code_vocab)))
+            g = torch.Generator().manual_seed(2)
             inputs = {n: batch(first, n, g) for n in (int(x) for x in args.requests.split(","))}
         inputs = {n: {k: v.to(device) for k, v in b.items()} for n, b in inputs.items()}
         model = model.to(device)
