@@ -10,7 +10,8 @@ the items already in each user's history excluded from the list (the headline: B
 never repeats an item, ``history_repeat_rate``, so the filter cannot cost a hit) and
 without (``plain``); the selected model is also scored on every validation user (``valid``, beside the
 peer's selected epoch: ``ratio_to_peer_valid``). Writes benchmarks/results/beauty.json (+ a bar chart) and logs
-both to MLflow. ``--reuse-trained`` re-scores the models an earlier run trained. ``--members N`` spends the
+both to MLflow. ``--reuse-trained`` re-scores the models an earlier run trained (an ensemble's members too, with
+that run's ``--members``; ``--dense-mix`` / ``--dense-interleave`` then re-rank them). ``--members N`` spends the
 budget on N generators trained one after another (budget / N each, seeds seed..seed + N - 1) and decodes them
 as one (``GeneratorEnsemble``: the members' mean log-probability per code level, trie-constrained as ever).
 
@@ -52,7 +53,8 @@ def recipe(args) -> dict:
             "item_id_emb": args.item_id_emb, "tie_heads": args.tie_heads, "user_buckets": args.user_buckets,
             "dense_weight": args.dense_weight, "dense_mix": args.dense_mix, "dense_ahead": args.dense_ahead,
             "dense_candidates": args.dense_candidates, "dense_exclude_history": args.dense_exclude_history,
-            "dense_free_items": args.dense_free_items, "last_item_trigger": args.last_item_trigger}
+            "dense_free_items": args.dense_free_items, "last_item_trigger": args.last_item_trigger,
+            "dense_interleave": args.dense_interleave}
 
 
 def train(paths: DataPaths, version: str, out: Path, args) -> dict:
@@ -174,18 +176,31 @@ def select_peer(peer: dict) -> dict:
             "selected_minute": best["minute"], "final": final}
 
 
-def reuse(paths: DataPaths, version: str, out: Path, earlier: dict) -> dict:
-    """The model an earlier run of this benchmark trained (its last checkpoint), with that run's training figures
-    and curve (so the peer trained here gets the seconds that run measured)."""
+def reuse(paths: DataPaths, version: str, out: Path, earlier: dict, args) -> dict:
+    """The model an earlier run of this benchmark trained (its last checkpoint; with ``--members``, each member's
+    under ``out/member<i>``, decoded as that run decoded them), with that run's training figures and curve (so a
+    peer trained here gets the seconds that run measured). ``--dense-mix`` / ``--dense-interleave`` re-rank it."""
     before = earlier["by_sid_version"][version]
-    info = json.loads((out / "info.json").read_text())
-    if info["steps"] != before["steps_done"] or info["params"] != before["params"]:
-        raise ValueError(f"{out} holds {info['steps']} steps / {info['params']} params, not the run in the "
-                         f"results file ({before['steps_done']} / {before['params']})")
+    runs = before.get("members") or [before]
+    if len(runs) != args.members:
+        raise SystemExit(f"the results file trained {len(runs)} member(s); pass --members {len(runs)}")
+    dirs = [out / f"member{i}" for i in range(len(runs))] if args.members > 1 else [out]
+    members = []
+    for d, r in zip(dirs, runs):
+        info = json.loads((d / "info.json").read_text())
+        if info["steps"] != r["steps_done"] or ("params" in r and info["params"] != r["params"]):
+            raise ValueError(f"{d} holds {info['steps']} steps / {info['params']} params, not the run in the "
+                             f"results file ({r['steps_done']} / {r.get('params')})")
+        model, cat, data, trie = load_pretrained(paths, r.get("sid_version", version), out_dir=d)
+        members.append((model, trie))
+        if len(members) == 1:
+            bundle = (cat, data, trie)  # the first member's, as a trained ensemble keeps them
+    model = ensemble_of(members) if len(members) > 1 else members[0][0]
+    model.cfg = replace(model.cfg, dense_mix=args.dense_mix, dense_interleave=args.dense_interleave)
     keep = ("train_wall_s", "trained_s", "steps_done", "epochs", "final_loss", "params", "seed", "sid_version",
-            "curve")  # the curve's points are that run's checkpoints; the last one is the model re-scored here
-    return {"bundle": load_pretrained(paths, version, out_dir=out),
-            **{k: before[k] for k in keep if k in before}, "trained_at_commit": earlier["commit"]}
+            "curve", "members", "selected_members", "recipe")  # the curve's points are that run's checkpoints
+    return {"bundle": (model, *bundle), **{k: before[k] for k in keep if k in before},
+            "trained_at_commit": earlier["commit"]}
 
 
 def evaluate_both(run: dict, args) -> dict:
@@ -322,6 +337,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--dense-candidates", type=int, default=GeneratorConfig.dense_candidates,
                     help="the dense head's N best items outside the beam join its candidates (GeneratorConfig."
                          "dense_candidates; 0: the beam's only)")
+    ap.add_argument("--dense-interleave", type=float, default=GeneratorConfig.dense_interleave,
+                    help="the ranked list merged with the dense head's own ranking at this weight (GeneratorConfig."
+                         "dense_interleave; 0: the beam's list); with --reuse-trained it re-ranks the loaded models")
     ap.add_argument("--members", type=int, default=1,
                     help="> 1: train that many generators for budget / members each and decode them as one ensemble")
     ap.add_argument("--member-versions", default=None,
@@ -365,9 +383,7 @@ def main() -> None:
         for v in versions:
             out = (Path(args.models_dir) if args.models_dir else oxy_home() / "bench" / "beauty-models") / v
             if earlier:
-                if args.members > 1:
-                    raise SystemExit("--reuse-trained re-scores one generator; an ensemble (--members) is retrained")
-                run = reuse(paths, v, out, earlier)
+                run = reuse(paths, v, out, earlier, args)
             else:
                 run = (train_members if args.members > 1 else train)(paths, v, out, args)
             results[v] = evaluate_both(run, args)

@@ -71,8 +71,9 @@ def read_users(members: list, data, trie, rows: np.ndarray, beam: int, batch_siz
         enc = encode_users(ens, batch)  # the users encoded once, for the joint beam and each member
         encs = ens.split_encoding(enc)
         joint, gen = beam_search(ens, batch, trie, beam=beam, topk=beam + hist.shape[1], dense_mix=0.0, enc=enc,
-                                 dense_candidates=0)
-        own = [beam_search(m, batch, trie, beam=beam, topk=beam, dense_mix=0.0, enc=e, dense_candidates=0)[0]
+                                 dense_candidates=0, dense_interleave=0.0)
+        own = [beam_search(m, batch, trie, beam=beam, topk=beam, dense_mix=0.0, enc=e, dense_candidates=0,
+                           dense_interleave=0.0)[0]
                for m, e in zip(members, encs)]
         dense_all = [m.dense_logp(first_state(m, e)) for m, e in zip(members, encs)]  # (users, catalogue) per member
         extra = []

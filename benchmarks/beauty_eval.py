@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from oxy_dagster.model.decoding import beam_search, encode_users, first_state, join_dense_candidates
+from oxy_dagster.model.decoding import beam_search, encode_users, first_state, join_dense_candidates, merge_ranked
 from oxy_dagster.model.evaluate import history_items, list_figures, ranking_metrics
 
 KEYS = ("recall@10", "ndcg@10")
@@ -37,11 +37,14 @@ def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
         else:
             enc = encode_users(model, batch)
             items, gen = beam_search(model, batch, trie, beam=beam, topk=width, dense_mix=0.0, enc=enc,
-                                     dense_candidates=0)
+                                     dense_candidates=0, dense_interleave=0.0)  # the beam's own, ranked below
         state = dense_all = None
         if model.cfg.dense_weight > 0:
             state = first_state(model, enc)
             dense_all = model.dense_logp(state)  # once per batch: both lists read it
+            top = dense_all.topk(width, dim=1).indices  # the dense head's own list, for dense_interleave
+            out.setdefault("dense_top", []).append(top)
+            out.setdefault("dense_top_seen", []).append((top[:, :, None] == hist[:, None, :]).any(-1))
         for p in lists:
             its, g = items, gen
             if len(lists) > 1:  # the dense head's best items outside the beam, and outside the history for the
@@ -55,10 +58,16 @@ def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def ranked(c: dict, mix, exclude_history: bool, k: int = 20) -> np.ndarray:
+def ranked(c: dict, mix, exclude_history: bool, k: int = 20, interleave: float = 0.0) -> np.ndarray:
     """The top ``k`` candidates (item rows, -1: empty) ranked by generation + mix x dense (mix "only": dense
     alone), without the user's history items when ``exclude_history``; the plain protocol reads its own list where
-    ``candidates`` made one (``plain_*``: dense candidates chosen without knowing the history)."""
+    ``candidates`` made one (``plain_*``: dense candidates chosen without knowing the history). ``interleave`` > 0:
+    that list merged with the dense head's own (``decoding.merge_ranked``), as ``beam_search`` merges them."""
+    if interleave > 0 and "dense_top" in c:
+        dense = c["dense_top"].masked_fill(c["dense_top_seen"], -1) if exclude_history else c["dense_top"]
+        dense = dense.gather(1, (dense < 0).int().sort(dim=1, stable=True).indices)  # the -1s to the end
+        first = torch.from_numpy(ranked(c, mix, exclude_history, k))
+        return merge_ranked(first, dense[:, :k], interleave)[0].numpy()
     if not exclude_history and "plain_items" in c:
         c = {key[len("plain_"):]: v for key, v in c.items() if key.startswith("plain_")}
     score = c["dense"] if mix == "only" else c["gen"] + float(mix) * c["dense"]
@@ -69,9 +78,10 @@ def ranked(c: dict, mix, exclude_history: bool, k: int = 20) -> np.ndarray:
     return c["items"].gather(1, order).masked_fill(~torch.isfinite(top), -1).numpy()
 
 
-def scored(c: dict, target: np.ndarray, mix, exclude_history: bool, keys=KEYS) -> dict:
-    """Recall / NDCG of the candidates ranked by generation + mix x dense (mix "only": dense alone)."""
-    pred = ranked(c, mix, exclude_history)
+def scored(c: dict, target: np.ndarray, mix, exclude_history: bool, keys=KEYS, interleave: float = 0.0) -> dict:
+    """Recall / NDCG of the candidates ranked by generation + mix x dense (mix "only": dense alone), merged with
+    the dense head's own list at weight ``interleave`` (0: not)."""
+    pred = ranked(c, mix, exclude_history, interleave=interleave)
     return {k: round(float(v.mean()), 5) for k, v in ranking_metrics(pred, target).items() if k in keys}
 
 
@@ -83,7 +93,7 @@ def split_figures(model, data, trie, codes: np.ndarray, beam: int, limit: int = 
     target = data.tensors["target"].numpy()[rows]
     out = {}
     for exclude in (True, False):
-        m = list_figures(ranked(c, model.cfg.dense_mix, exclude), target, codes)
+        m = list_figures(ranked(c, model.cfg.dense_mix, exclude, interleave=model.cfg.dense_interleave), target, codes)
         out["filtered" if exclude else "plain"] = {k: v if isinstance(v, int) else round(v, 5) for k, v in m.items()}
     return {**out.pop("filtered"), **out}
 
@@ -99,14 +109,15 @@ def split_rows(data, split: str, n_items: int, limit: int = 0, sample: bool = Fa
 
 def curve_point(model, data, trie, minute: float, limit: int, beam: int) -> dict:
     """Validation and test figures (history filter on, and ``plain``) of a model at ``minute`` of training,
-    ranked by its own ``dense_mix``."""
+    ranked by its own ``dense_mix`` and ``dense_interleave``."""
     point = {"minute": round(minute, 2)}
     for split in ("valid", "test"):
         rows = split_rows(data, split, model.pad_item, limit, sample=True)
         c = candidates(model, data, trie, rows, beam, desc=f"curve {split} @ {minute:.1f} min")
         target = data.tensors["target"].numpy()[rows]
-        mix = model.cfg.dense_mix
-        point[split] = {**scored(c, target, mix, True), "plain": scored(c, target, mix, False)}
+        mix, merge = model.cfg.dense_mix, model.cfg.dense_interleave
+        point[split] = {**scored(c, target, mix, True, interleave=merge),
+                        "plain": scored(c, target, mix, False, interleave=merge)}
     return point
 
 

@@ -70,7 +70,7 @@ def read_users(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
         hist = history_items(batch)
         enc = encode_users(model, batch)
         items, gen = beam_search(model, batch, trie, beam=beam, topk=max(beam, 20) + hist.shape[1], dense_mix=0.0,
-                                 enc=enc, dense_candidates=0)
+                                 enc=enc, dense_candidates=0, dense_interleave=0.0)
         state = first_state(model, enc)
         dense = model.dense_logp(state)
         its, g = join_dense_candidates(model, batch, enc, state, items, gen, hist, max(COUNTS), dense)

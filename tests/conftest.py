@@ -97,7 +97,8 @@ def tiny_catalogue(seed: int = 0) -> np.ndarray:
 def tiny_model(codes: np.ndarray, **overrides):
     """The ``tiny`` preset over ``codes`` (seeded; dropout off unless overridden). With a dense head on free output
     vectors (``dense_free_items``) the per-item vectors get seeded random values: they start at zero, and an untrained
-    head over zero vectors ranks nothing for a decoding test to read."""
+    head over zero vectors ranks nothing for a decoding test to read. ``dense_interleave`` is off unless overridden:
+    the decoding tests read the beam's log-probability ranking (tests/test_interleave.py tests the merge)."""
     import torch
 
     from oxy_dagster.model.config import preset
@@ -105,7 +106,7 @@ def tiny_model(codes: np.ndarray, **overrides):
 
     torch.manual_seed(0)
     cfg = preset("tiny", **{"code_vocab": TINY_VOCAB, "n_cate": 4, "n_brand": 4, "profile_vocab": TINY_PROFILE,
-                            "dropout": 0.0, **overrides})
+                            "dropout": 0.0, "dense_interleave": 0.0, **overrides})
     n = len(codes)
     model = Generator(cfg, torch.from_numpy(codes), torch.arange(n) % 3 + 1, torch.arange(n) % 2 + 1,
                       torch.randn(n, 384))

@@ -71,6 +71,12 @@ class GeneratorConfig:
     # candidates, each scored by its whole code path's log-probability (teacher forced) as a beam item is: items
     # whose code paths the beam pruned can still be ranked (LIGER's hybrid retrieval); 0: the beam's items only
     dense_candidates: int = 0
+    # > 0: the final list interleaves the ranked beam (gen + dense_mix x dense) with the dense head's own ranking of
+    # the whole catalogue (decoding.merge_ranked; this is the dense list's weight): at 0.5 the dense head's best three
+    # items the beam's list lacks take places 4, 7 and 10. The beam rarely proposes an item seen a few times in
+    # training, which the dense head's free per-item vectors rank well. On for #15: chosen on validation on the
+    # four-member hour's ensemble, benchmarks/results/beauty_interleave.json (README); 0: the beam's list alone
+    dense_interleave: float = 0.5
     # a learned per-item vector added to an item's embedding (zero at the start, so an item never trained on is its
     # semantic ID alone): its input token, and with a dense head also its output vector there (tied, as SASRec's);
     # the generated codes stay the semantic ID's. On for #15: on Amazon Beauty at 20 minutes, 3 seeds, +6.8 % / +6.2 %
@@ -94,6 +100,8 @@ class GeneratorConfig:
             raise ValueError(f"placement {self.placement!r} not in {PLACEMENTS}")
         if self.components not in COMPONENTS:
             raise ValueError(f"components {self.components!r} not in {COMPONENTS}")
+        if not 0 <= self.dense_interleave <= 1:
+            raise ValueError(f"dense_interleave {self.dense_interleave} not in [0, 1] (the dense list's weight)")
         if self.dense_candidates < 0:
             raise ValueError(f"dense_candidates {self.dense_candidates} < 0")
         if not 0 <= self.dense_ahead <= AHEAD:
@@ -116,7 +124,7 @@ class GeneratorConfig:
 ADDED_SINCE_OFF = {"dense_weight": 0.0, "dense_mix": 0.0, "dense_ahead": 0, "dense_exclude_history": False,
                    "dense_free_items": False,
                    "emb_dropout": 0.0, "label_smoothing": 0.0, "item_id_emb": False, "tie_heads": False,
-                   "user_buckets": 0, "dense_candidates": 0, "last_item_trigger": False}
+                   "user_buckets": 0, "dense_candidates": 0, "last_item_trigger": False, "dense_interleave": 0.0}
 
 # Seed Table 3 (hidden / intermediate, experts total / active) and CPU-sized presets.
 PRESETS: dict[str, dict] = {

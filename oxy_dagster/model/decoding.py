@@ -27,7 +27,8 @@ def _reorder(cache, index: torch.Tensor):
 def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, topk: int = 20,
                 leaf_rows: torch.Tensor | None = None, exclude: torch.Tensor | None = None,
                 prm=None, dense_mix: float | None = None,
-                enc: tuple | None = None, dense_candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                enc: tuple | None = None, dense_candidates: int | None = None,
+                dense_interleave: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top ``topk`` items per row of ``batch`` as (item rows, log-probabilities), best first.
 
     ``leaf_rows`` maps the trie's leaves to global item rows when ``trie`` covers a candidate pool;
@@ -39,7 +40,9 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     batch)`` when the caller already has it (it is not computed again). ``dense_candidates``: the dense head's that
     many best items outside the beam and ``exclude`` join the last level's candidates, scored by their whole code
     path (``path_logp``) as the beam scores its own (default the model's own ``dense_candidates``; not with
-    ``leaf_rows``, whose trie covers a pool the dense head does not know).
+    ``leaf_rows``, whose trie covers a pool the dense head does not know). ``dense_interleave``: > 0, the ranked list
+    is then merged with the dense head's own ranking of the catalogue outside ``exclude`` (``interleave_dense``; default
+    the model's own); the scores returned are then the merged list's place scores, not log-probabilities.
     """
     model.eval()
     enc = encode_users(model, batch) if enc is None else enc
@@ -86,9 +89,10 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     if leaf_rows is not None:
         items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
     n_dense = model.cfg.dense_candidates if dense_candidates is None else dense_candidates
-    dense = None
-    if n_dense > 0 and model.cfg.dense_weight > 0 and leaf_rows is None:
-        dense = model.dense_logp(first_state)  # once: the join picks candidates by it, the mix below ranks them
+    weight = model.cfg.dense_interleave if dense_interleave is None else dense_interleave
+    has_dense = model.cfg.dense_weight > 0 and leaf_rows is None  # a pool's trie: the dense head does not know it
+    dense = model.dense_logp(first_state) if has_dense and (n_dense > 0 or weight > 0) else None  # read once
+    if n_dense > 0 and has_dense:  # the join picks candidates by it, the mix below ranks them
         items, scores = join_dense_candidates(model, batch, enc, first_state, items, scores, exclude, n_dense, dense)
     scores = model.rescore(first_state, items, scores, dense_mix, dense)
     if exclude is not None:
@@ -96,7 +100,39 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
         scores = scores.masked_fill(seen, float("-inf"))
         items = items.masked_fill(seen, -1)
     scores, order = scores.topk(min(topk, scores.shape[1]), dim=1)
-    items = items.gather(1, order)
+    items = items.gather(1, order).masked_fill(~torch.isfinite(scores), -1)
+    if weight > 0 and has_dense:
+        return interleave_dense(items, dense, weight, exclude)
+    return items, scores
+
+
+def interleave_dense(items: torch.Tensor, dense: torch.Tensor, weight: float,
+                     exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ranked list ``items`` (rows, K; best first, -1 padding at the end) interleaved with the dense head's own
+    ranking of the catalogue (``dense``: log-probabilities, rows x items; ``exclude``d items left out):
+    ``merge_ranked(items, the dense head's best K, weight)``."""
+    if exclude is not None:
+        dense = dense.masked_fill(catalogue_mask(exclude, dense.shape[1]), float("-inf"))
+    top = dense.topk(min(items.shape[1], dense.shape[1]), dim=1)
+    return merge_ranked(items, top.indices.masked_fill(~torch.isfinite(top.values), -1), weight)
+
+
+def merge_ranked(first: torch.Tensor, second: torch.Tensor, weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two best-first lists of item rows (rows, K) and (rows, M), -1 padding at their ends, merged into one of
+    width K: the item at 0-based place r of ``first`` scores 1 / (r + 2), of ``second`` ``weight`` / (r + 2), an item
+    in both the higher of its two, ties to ``first``. With weight 0.5 the second list's best three items, where the
+    first lacks them, take the fourth, seventh and tenth places: three of the top ten. Returns (items, those
+    scores), -1 / -inf where fewer than K items are left."""
+    def place(t: torch.Tensor) -> torch.Tensor:
+        return 1.0 / torch.arange(2, t.shape[1] + 2, dtype=torch.float32, device=t.device).expand(t.shape)
+
+    s1 = place(first).masked_fill(first < 0, float("-inf"))
+    s2 = (weight * (1 - 1e-6) * place(second)).masked_fill(second < 0, float("-inf"))
+    both = (second[:, :, None] == first[:, None, :]) & (second >= 0)[:, :, None]  # (rows, M, K)
+    s1 = torch.maximum(s1, torch.where(both, s2[:, :, None], float("-inf")).amax(1))
+    s2 = s2.masked_fill(both.any(2), float("-inf"))
+    scores, order = torch.cat([s1, s2], 1).topk(first.shape[1], dim=1)
+    items = torch.cat([first, second], 1).gather(1, order)
     return items.masked_fill(~torch.isfinite(scores), -1), scores
 
 

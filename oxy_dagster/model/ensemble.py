@@ -149,7 +149,7 @@ class CodebookEnsemble:
         """(item rows, scores), best first, -1 / -inf where fewer than ``topk`` items remain; ``exclude``: item rows
         never to return (padding entries are ignored)."""
         encs = [encode_users(m, batch) for m, _ in self.members]  # each member's encoder runs once
-        proposals = [beam_search(m, batch, trie, beam=beam, topk=beam, enc=e)[0]
+        proposals = [beam_search(m, batch, trie, beam=beam, topk=beam, enc=e, dense_interleave=0.0)[0]
                      for (m, trie), e in zip(self.members, encs)]
         union = unique_rows(torch.cat(proposals, 1))
         score = torch.stack([path_logp(m, batch, union, enc=e) for (m, _), e in zip(self.members, encs)]).mean(0)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from kernels.beam_step import beam_step
 
-from .decoding import join_dense_candidates
+from .decoding import interleave_dense, join_dense_candidates
 from .ensemble import GeneratorEnsemble
 from .generator import Generator
 from .trie import DenseTrie
@@ -122,7 +122,9 @@ class BeamDecoder:
                sample: SampleConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Top ``topk`` items per request as (item rows, log-probabilities), best first; -1 / -inf pad rows with
         fewer valid items. ``exclude``: (B, H) item rows never to return (entries outside the catalogue are
-        padding). ``leaf_rows`` maps the trie's items to global rows when the trie covers a candidate pool."""
+        padding). ``leaf_rows`` maps the trie's items to global rows when the trie covers a candidate pool.
+        With the model's ``dense_interleave`` (not when sampling) the list and its scores are
+        ``decoding.interleave_dense``'s, as ``beam_search`` returns them."""
         states = [self._start(j, batch) for j in range(len(self.members))]
         return self.search(states, batch, beam, topk, exclude, leaf_rows, mode, sample)
 
@@ -166,10 +168,10 @@ class BeamDecoder:
         if leaf_rows is not None:
             items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
         first = torch.cat([st["first"] for st in states], -1)  # an ensemble's state: its members' side by side
-        n_dense = self.model.cfg.dense_candidates
-        dense = None
-        if n_dense > 0 and self.model.cfg.dense_weight > 0 and leaf_rows is None and not sampling:
-            dense = self.model.dense_logp(first)  # once: the join and the mix below both read it
+        n_dense, weight = self.model.cfg.dense_candidates, self.model.cfg.dense_interleave
+        has_dense = self.model.cfg.dense_weight > 0 and leaf_rows is None and not sampling
+        dense = self.model.dense_logp(first) if has_dense and (n_dense > 0 or weight > 0) else None  # read once
+        if n_dense > 0 and has_dense:  # the join and the mix below both read it
             encs = [st["enc"] for st in states]  # the users' encodings from the beams' start, not computed again
             enc = self.model.join_encodings(encs) if isinstance(self.model, GeneratorEnsemble) else encs[0]
             items, scores = join_dense_candidates(self.model, batch, enc, first, items, scores, exclude, n_dense,
@@ -179,8 +181,10 @@ class BeamDecoder:
             seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
             scores = scores.masked_fill(seen, float("-inf"))
         scores, order = scores.topk(min(topk, scores.shape[1]), dim=1)
-        items = items.gather(1, order)
-        return items.masked_fill(~torch.isfinite(scores), -1), scores
+        items = items.gather(1, order).masked_fill(~torch.isfinite(scores), -1)
+        if weight > 0 and has_dense:
+            return interleave_dense(items, dense, weight, exclude)  # as beam_search interleaves them
+        return items, scores
 
     def _layer(self, layer: _Layer, x, shared, hist_k, hist_v, mem_bias):
         """One decoder layer for the new code token of every beam: x (B, K, d)."""
