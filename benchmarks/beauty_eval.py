@@ -64,10 +64,8 @@ def ranked(c: dict, mix, exclude_history: bool, k: int = 20, interleave: float =
     ``candidates`` made one (``plain_*``: dense candidates chosen without knowing the history). ``interleave`` > 0:
     that list merged with the dense head's own (``decoding.merge_ranked``), as ``beam_search`` merges them."""
     if interleave > 0 and "dense_top" in c:
-        dense = c["dense_top"].masked_fill(c["dense_top_seen"], -1) if exclude_history else c["dense_top"]
-        dense = dense.gather(1, (dense < 0).int().sort(dim=1, stable=True).indices)  # the -1s to the end
         first = torch.from_numpy(ranked(c, mix, exclude_history, k))
-        return merge_ranked(first, dense[:, :k], interleave)[0].numpy()
+        return merge_ranked(first, dense_list(c, exclude_history, k), interleave)[0].numpy()
     if not exclude_history and "plain_items" in c:
         c = {key[len("plain_"):]: v for key, v in c.items() if key.startswith("plain_")}
     score = c["dense"] if mix == "only" else c["gen"] + float(mix) * c["dense"]
@@ -76,6 +74,13 @@ def ranked(c: dict, mix, exclude_history: bool, k: int = 20, interleave: float =
         score = score.masked_fill(c["seen"], float("-inf"))
     top, order = score.topk(min(k, score.shape[1]), dim=1)
     return c["items"].gather(1, order).masked_fill(~torch.isfinite(top), -1).numpy()
+
+
+def dense_list(c: dict, exclude_history: bool, k: int) -> torch.Tensor:
+    """The dense head's own best ``k`` items per user from ``candidates``' ``dense_top`` (without the history items
+    when ``exclude_history``; -1 padding at the end): the list ``dense_interleave`` merges."""
+    dense = c["dense_top"].masked_fill(c["dense_top_seen"], -1) if exclude_history else c["dense_top"]
+    return dense.gather(1, (dense < 0).int().sort(dim=1, stable=True).indices)[:, :k]  # the -1s to the end
 
 
 def scored(c: dict, target: np.ndarray, mix, exclude_history: bool, keys=KEYS, interleave: float = 0.0) -> dict:

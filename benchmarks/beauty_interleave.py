@@ -26,18 +26,13 @@ import numpy as np
 import torch
 
 from benchmarks.beauty_data import add_workdir_argument, beauty_paths
-from benchmarks.beauty_eval import KEYS, candidates, ranked, split_rows
+from benchmarks.beauty_eval import KEYS, candidates, dense_list, ranked, scored, split_rows
 from benchmarks.beauty_popularity import bucket_chart, split_figures
 from benchmarks.common import RESULTS, write_result
 from oxy_dagster.model.ensemble import GeneratorEnsemble
-from oxy_dagster.model.evaluate import ranking_metrics
 from oxy_dagster.model.pipeline import load_pretrained_many
 
 WEIGHTS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)  # 0: the beam's list alone
-
-
-def figures(pred: np.ndarray, target: np.ndarray) -> dict:
-    return {k: round(float(v.mean()), 5) for k, v in ranking_metrics(pred, target).items() if k in KEYS}
 
 
 def read(c: dict, target: np.ndarray, counts: np.ndarray, mix: float, weight: float, users=slice(None)) -> dict:
@@ -47,11 +42,9 @@ def read(c: dict, target: np.ndarray, counts: np.ndarray, mix: float, weight: fl
     pred = ranked(sub, mix, True, interleave=weight)
     reach = sub["items"].masked_fill(sub["seen"], -1)  # what the list is ranked from: the beam's items, and the
     if weight > 0:  # dense head's best 20 outside the history where they are interleaved
-        dense = sub["dense_top"].masked_fill(sub["dense_top_seen"], -1)
-        dense = dense.gather(1, (dense < 0).int().sort(dim=1, stable=True).indices)[:, :20]
-        reach = torch.cat([reach, dense], 1)
+        reach = torch.cat([reach, dense_list(sub, True, 20)], 1)
     out = split_figures(pred, t, counts[t], reach.numpy())
-    return {**out, "plain": figures(ranked(sub, mix, False, interleave=weight), t)}
+    return {**out, "plain": scored(sub, t, mix, False, interleave=weight)}
 
 
 def gain(new: dict, old: dict) -> dict:
