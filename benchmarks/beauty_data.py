@@ -54,13 +54,20 @@ def derived_codebook(paths: DataPaths, version: str, overrides: dict) -> str:
     with those ``build_codebook`` overrides (built once)."""
     if not overrides:
         return version
-    name = version + "-" + "-".join(f"{k}{v}" for k, v in sorted(overrides.items()))
+    name = derived_name(version, overrides)
     if not (paths.sid / name / "codes.parquet").exists():
         (paths.sid / name).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.sid / version / "item_embeddings.safetensors",
                         paths.sid / name / "item_embeddings.safetensors")
         print(f"{name}: codebook", build_codebook(paths, name, **overrides), flush=True)
     return name
+
+
+def derived_name(version: str, overrides: dict) -> str:
+    """``<version>-<key><value>...`` in key order, a whole float spelled as an integer (``collaborative_shrink10``, not
+    ``10.0``), so the name a user writes is the folder the codebook is built in (``codebook_overrides``'s inverse)."""
+    return version + "-" + "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}"
+                                    for k, v in sorted(overrides.items()))
 
 
 def codebook_overrides(name: str) -> tuple[str, dict]:

@@ -77,6 +77,16 @@ def test_a_derived_sid_version_spells_its_codebook_overrides():
         codebook_overrides("V4-dropout0.2")
 
 
+def test_a_derived_sid_version_is_built_under_the_name_it_was_asked_by():
+    """A fresh machine builds ``V4-collaborative0.6-collaborative_shrink10`` in that folder (it once went to
+    ``...shrink10.0`` and training then found no codes)."""
+    from benchmarks.beauty_data import codebook_overrides, derived_name
+
+    for name in ("V4-collaborative0.6-collaborative_shrink10", "V4-collaborative0.6-seed1", "V1-collaborative1.5",
+                 "V1-collaborative_dim32-width128"):
+        assert derived_name(*codebook_overrides(name)) == name
+
+
 def test_members_on_other_codebooks_decode_as_a_codebook_ensemble(tiny):
     import argparse
 
