@@ -4,10 +4,13 @@ batch against the shared encoder output, dense per-level trie tables, the beam-s
 width, requests per batch and ensemble size (``--members``: the one-hour Beauty model is 3 generators).
 
 Random weights (speed only: the work per step does not depend on them), every request a full 20-item history; the
-committed defaults (dense head on free item vectors, mixed into the last level's ranking). Latency is the wall time
+committed defaults (dense head on free item vectors, mixed into the last level's ranking, its own list
+interleaved). Latency is the wall time
 of one ``decode`` call with CUDA synchronisation: median and p99 over ``--reps`` calls after 3 warm-up calls (their
 seconds recorded: they hold Triton's compilation and, in mode ``graphed``, the graph's capture). A graphed row says
-whether its lists equal the eager decoder's on the same batch (``matches_eager``). ``--device cpu`` is a smoke run
+whether its lists equal the eager decoder's on the same batch (``matches_eager``) and where its time goes: the eager
+start (encoders and prefix pass, ``start_ms``) against the graph's replay (``replay_ms``); ``start_per_members`` counts
+the CUDA kernels one start launches and their GPU time. ``--device cpu`` is a smoke run
 recorded under no name (``graphed`` runs its padded path without graphs there). Usage on a GPU machine:
 ``python -m benchmarks.decoding_gpu`` -> ``benchmarks/results/decoding_gpu.json`` and ``decoding_gpu.png``.
 """
@@ -25,7 +28,7 @@ import torch
 from benchmarks.generator_gpu import batch, beauty_shaped
 from oxy_dagster.model.ensemble import GeneratorEnsemble
 from oxy_dagster.model.fast_decoding import BeamDecoder
-from oxy_dagster.model.graphed_decoding import GraphedBeamDecoder
+from oxy_dagster.model.graphed_decoding import GraphedBeamDecoder, pad_memory
 from oxy_dagster.model.trie import CodeTrie, DenseTrie
 
 
@@ -71,6 +74,42 @@ def time_shape(decoder, b: dict, beam: int, reps: int, sync) -> dict:
             "lists": (items, scores)}
 
 
+def graphed_split(decoder: GraphedBeamDecoder, b: dict, beam: int, reps: int, sync) -> dict:
+    """Where a graphed call's time goes (after ``time_shape`` captured its graph): the members' eager start (encoder
+    and prefix pass, padded to the graph's memory) and the replay of the captured level loop, medians in ms."""
+    eager = decoder.decoder
+
+    def start():
+        return [pad_memory(eager._start(j, b), decoder.max_memory) for j in range(len(eager.members))]
+
+    n_req = len(b["target"])
+    entry = next(e for (shapes, bm, _), e in decoder.captured.items() if bm == beam and shapes[0][0] == n_req)
+    out = {}
+    for name, call in (("start_ms", start), ("replay_ms", entry.graph.replay)):
+        times = []
+        for _ in range(reps):
+            sync()
+            t0 = time.perf_counter()
+            call()
+            sync()
+            times.append(1000 * (time.perf_counter() - t0))
+        out[name] = round(float(np.median(times)), 2)
+    return out
+
+
+def start_kernels(decoder: BeamDecoder, b: dict) -> dict:
+    """CUDA kernels one eager start launches and their GPU time (ms): a launch-bound start has many, each short."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            [decoder._start(j, b) for j in range(len(decoder.members))]
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
+    return {"kernels_per_start": sum(e.count for e in kernels) // 5,
+            "gpu_ms_per_start": round(sum(e.self_device_time_total for e in kernels) / 5 / 1000, 3)}
+
+
 def plot(rows: list[dict], path) -> None:
     import matplotlib
 
@@ -112,7 +151,7 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("decoding_gpu needs a CUDA GPU (--device cpu for a smoke run)")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    rows = []
+    rows, starts = [], {}
     for n_members in (int(x) for x in args.members.split(",")):
         with torch.device("cpu"):
             model = model_of(n_members)
@@ -137,9 +176,15 @@ def main() -> None:
                         want_items, want_scores = eager_lists[beam, n_req]
                         row["matches_eager"] = bool(torch.equal(items, want_items)
                                                     and torch.allclose(scores, want_scores, atol=1e-4))
+                    if mode == "graphed" and decoder.graphs:
+                        with torch.inference_mode():
+                            row.update(graphed_split(decoder, b, beam, args.reps, sync))
                     rows.append({"mode": mode, "members": n_members, "beam": beam, "requests": n_req, **row,
                                  "requests_per_s": round(n_req * 1000 / row["p50_ms"], 1)})
                     print(rows[-1], flush=True)
+        if device.type == "cuda":
+            with torch.inference_mode():
+                starts[n_members] = start_kernels(BeamDecoder(model, dense), inputs[min(inputs)])
         torch.set_default_device("cpu")
     if device.type != "cuda":
         return
@@ -154,6 +199,7 @@ def main() -> None:
     write_result("decoding_gpu", {"device": torch.cuda.get_device_name(0), "preset": "small", "reps": args.reps,
                                   "shapes": rows, "graphed_speedup_p50": speedup,
                                   "all_graphed_match_eager": all(r.get("matches_eager", True) for r in rows),
+                                  "start_per_members": starts,
                                   "torch": torch.__version__}, artifacts=[png])
 
 
