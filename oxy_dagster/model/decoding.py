@@ -88,17 +88,33 @@ def beam_search(model: Generator, batch: dict, trie: CodeTrie, beam: int = 50, t
     items = torch.where(prefix_ids >= 0, trie.item_of_leaf[prefix_ids.clamp(min=0)], torch.full_like(prefix_ids, -1))
     if leaf_rows is not None:
         items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
+    return final_list(model, first_state, items, scores, topk, exclude, dense_mix=dense_mix,
+                      dense_candidates=dense_candidates, dense_interleave=dense_interleave,
+                      has_dense=leaf_rows is None,  # a pool's trie: the dense head does not know it
+                      enc=lambda: enc, batch=batch)
+
+
+def final_list(model, first_state: torch.Tensor, items: torch.Tensor, scores: torch.Tensor, topk: int,
+               exclude: torch.Tensor | None = None, *, dense_mix: float | None = None,
+               dense_candidates: int | None = None, dense_interleave: float | None = None, has_dense: bool = True,
+               enc=None, batch: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last level's candidates (item rows, path log-probabilities) made into the returned list, as both
+    decoders (``beam_search``, ``fast_decoding.BeamDecoder``) finish: the dense head's best items outside them
+    joined (``dense_candidates``; needs ``batch`` and ``enc``, a callable giving ``encode_users(model, batch)``), the
+    dense mix (``Generator.rescore``), ``exclude``'s items dropped, the best ``topk``, then merged with the dense
+    head's own list (``dense_interleave``). Options left None take the model's own; ``has_dense`` False (a
+    candidate pool's trie, beam sampling) uses no dense head beyond the model's mix."""
     n_dense = model.cfg.dense_candidates if dense_candidates is None else dense_candidates
     weight = model.cfg.dense_interleave if dense_interleave is None else dense_interleave
-    has_dense = model.cfg.dense_weight > 0 and leaf_rows is None  # a pool's trie: the dense head does not know it
+    has_dense = has_dense and model.cfg.dense_weight > 0
     dense = model.dense_logp(first_state) if has_dense and (n_dense > 0 or weight > 0) else None  # read once
     if n_dense > 0 and has_dense:  # the join picks candidates by it, the mix below ranks them
-        items, scores = join_dense_candidates(model, batch, enc, first_state, items, scores, exclude, n_dense, dense)
+        items, scores = join_dense_candidates(model, batch, enc(), first_state, items, scores, exclude, n_dense,
+                                              dense)
     scores = model.rescore(first_state, items, scores, dense_mix, dense)
     if exclude is not None:
         seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
         scores = scores.masked_fill(seen, float("-inf"))
-        items = items.masked_fill(seen, -1)
     scores, order = scores.topk(min(topk, scores.shape[1]), dim=1)
     items = items.gather(1, order).masked_fill(~torch.isfinite(scores), -1)
     if weight > 0 and has_dense:

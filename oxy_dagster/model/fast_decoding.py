@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from kernels.beam_step import beam_step
 
-from .decoding import interleave_dense, join_dense_candidates
+from .decoding import final_list
 from .ensemble import GeneratorEnsemble
 from .generator import Generator
 from .trie import DenseTrie
@@ -168,23 +168,13 @@ class BeamDecoder:
         if leaf_rows is not None:
             items = torch.where(items >= 0, leaf_rows[items.clamp(min=0)], items)
         first = torch.cat([st["first"] for st in states], -1)  # an ensemble's state: its members' side by side
-        n_dense, weight = self.model.cfg.dense_candidates, self.model.cfg.dense_interleave
-        has_dense = self.model.cfg.dense_weight > 0 and leaf_rows is None and not sampling
-        dense = self.model.dense_logp(first) if has_dense and (n_dense > 0 or weight > 0) else None  # read once
-        if n_dense > 0 and has_dense:  # the join and the mix below both read it
-            encs = [st["enc"] for st in states]  # the users' encodings from the beams' start, not computed again
-            enc = self.model.join_encodings(encs) if isinstance(self.model, GeneratorEnsemble) else encs[0]
-            items, scores = join_dense_candidates(self.model, batch, enc, first, items, scores, exclude, n_dense,
-                                                  dense)  # as beam_search joins them
-        scores = self.model.rescore(first, items, scores, dense=dense)  # the dense mix, where the model has one
-        if exclude is not None:
-            seen = (items[:, :, None] == exclude[:, None, :]).any(-1) & (items >= 0)
-            scores = scores.masked_fill(seen, float("-inf"))
-        scores, order = scores.topk(min(topk, scores.shape[1]), dim=1)
-        items = items.gather(1, order).masked_fill(~torch.isfinite(scores), -1)
-        if weight > 0 and has_dense:
-            return interleave_dense(items, dense, weight, exclude)  # as beam_search interleaves them
-        return items, scores
+
+        def enc():  # the users' encodings from the beams' start, not computed again (for dense candidates)
+            encs = [st["enc"] for st in states]
+            return self.model.join_encodings(encs) if isinstance(self.model, GeneratorEnsemble) else encs[0]
+
+        return final_list(self.model, first, items, scores, topk, exclude, enc=enc, batch=batch,
+                          has_dense=leaf_rows is None and not sampling)  # as beam_search finishes
 
     def _layer(self, layer: _Layer, x, shared, hist_k, hist_v, mem_bias):
         """One decoder layer for the new code token of every beam: x (B, K, d)."""
