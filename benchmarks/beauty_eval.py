@@ -42,10 +42,9 @@ def candidates(model, data, trie, rows: np.ndarray, beam: int, batch_size: int =
         if model.cfg.dense_weight > 0:
             state = first_state(model, enc)
             dense_all = model.dense_logp(state)  # once per batch: both lists read it
-            top = dense_all.topk(width, dim=1)  # the dense head's own list, for dense_interleave
-            out.setdefault("dense_top", []).append(top.indices)
-            out.setdefault("dense_top_logp", []).append(top.values)
-            out.setdefault("dense_top_seen", []).append((top.indices[:, :, None] == hist[:, None, :]).any(-1))
+            top = dense_all.topk(width, dim=1).indices  # the dense head's own list, for dense_interleave
+            out.setdefault("dense_top", []).append(top)
+            out.setdefault("dense_top_seen", []).append((top[:, :, None] == hist[:, None, :]).any(-1))
         for p in lists:
             its, g = items, gen
             if len(lists) > 1:  # the dense head's best items outside the beam, and outside the history for the

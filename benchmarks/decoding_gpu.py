@@ -56,18 +56,24 @@ def decoder_for(mode: str, model, dense: DenseTrie):
     return GraphedBeamDecoder(eager) if mode == "graphed" else eager
 
 
+def timings_ms(call, reps: int, sync) -> list[float]:
+    """Wall milliseconds of ``reps`` calls, each between device synchronisations."""
+    times = []
+    for _ in range(reps):
+        sync()
+        t0 = time.perf_counter()
+        call()
+        sync()
+        times.append(1000 * (time.perf_counter() - t0))
+    return times
+
+
 def time_shape(decoder, b: dict, beam: int, reps: int, sync) -> dict:
     t0 = time.perf_counter()
     for _ in range(3):
         items, scores = decoder.decode(b, beam=beam, topk=20)
     warmup_s = time.perf_counter() - t0
-    times = []
-    for _ in range(reps):
-        sync()
-        t0 = time.perf_counter()
-        decoder.decode(b, beam=beam, topk=20)
-        sync()
-        times.append(1000 * (time.perf_counter() - t0))
+    times = timings_ms(lambda: decoder.decode(b, beam=beam, topk=20), reps, sync)
     p50 = float(np.median(times))
     return {"p50_ms": round(p50, 2), "p99_ms": round(float(np.percentile(times, 99)), 2),
             "valid_share": float((items >= 0).float().mean()), "warmup_s": round(warmup_s, 2),
@@ -84,17 +90,8 @@ def graphed_split(decoder: GraphedBeamDecoder, b: dict, beam: int, reps: int, sy
 
     n_req = len(b["target"])
     entry = next(e for (shapes, bm, _), e in decoder.captured.items() if bm == beam and shapes[0][0] == n_req)
-    out = {}
-    for name, call in (("start_ms", start), ("replay_ms", entry.graph.replay)):
-        times = []
-        for _ in range(reps):
-            sync()
-            t0 = time.perf_counter()
-            call()
-            sync()
-            times.append(1000 * (time.perf_counter() - t0))
-        out[name] = round(float(np.median(times)), 2)
-    return out
+    return {name: round(float(np.median(timings_ms(call, reps, sync))), 2)
+            for name, call in (("start_ms", start), ("replay_ms", entry.graph.replay))}
 
 
 def start_kernels(decoder: BeamDecoder, b: dict) -> dict:
