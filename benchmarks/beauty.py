@@ -33,6 +33,7 @@ import torch
 
 from benchmarks.beauty_data import add_workdir_argument, beauty_paths, check_catalogue_order, prepare_data
 from benchmarks.beauty_eval import curve_point, minutes_to, split_figures
+from benchmarks.beauty_scored import load_scored, require_peer_package, run_key, save_scored
 from benchmarks.common import RESULTS, PeakRSS, write_result
 from oxy_dagster.io import save_figure
 from oxy_dagster.model.checkpoint import latest_checkpoint
@@ -367,6 +368,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--reuse-trained", default=None,
                     help="a results JSON: evaluate the models that run trained (kept under $OXY_HOME/bench/"
                          "beauty-models) instead of training again; its training figures are carried over")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the scored figures an earlier run of the same settings kept in --models-dir (a run "
+                         "that failed after scoring OxyRec, e.g. in the peer): only what is missing runs")
     ap.add_argument("--sid-effect-from", default=None,
                     help="with one --versions entry: a results JSON whose sid_version_effect to carry over")
     return ap
@@ -376,17 +380,25 @@ def main() -> None:
     args = parser().parse_args()
     versions = args.versions.split(",")
     paths = beauty_paths(args.workdir)
+    require_peer_package(args)  # before the hour of training, not after it
     prepare_data(paths, args.dataset_path, versions + (args.member_versions.split(",") if args.member_versions else []))
-    results = {}
+    results, resumed = {}, []
     with PeakRSS() as rss:
         earlier = json.loads(Path(args.reuse_trained).read_text()) if args.reuse_trained else None
         for v in versions:
             out = (Path(args.models_dir) if args.models_dir else oxy_home() / "bench" / "beauty-models") / v
+            key = run_key(args, recipe(args))
+            results[v] = load_scored(out, key) if args.resume else None
+            if results[v] is not None:
+                print(f"{v}: scored figures reused from {out}", flush=True)
+                resumed.append(v)
+                continue
             if earlier:
                 run = reuse(paths, v, out, earlier, args)
             else:
                 run = (train_members if args.members > 1 else train)(paths, v, out, args)
             results[v] = evaluate_both(run, args)
+            save_scored(out, key, results[v])
             print(v, results[v], flush=True)
         peer = None
         if args.peer_from:
@@ -409,6 +421,7 @@ def main() -> None:
     figures = {**{k: main_v[k] for k in (*KEYS, "train_wall_s", "params", "seed", "sid_version", "valid")},
                "budget_s": earlier["budget_s"] if earlier else args.budget_min * 60,
                **({"trained_at_commit": earlier["commit"]} if earlier else {}),
+               **({"scored_by_an_earlier_run": resumed} if resumed else {}),
                "by_sid_version": results, "tiger": TIGER, "peak_rss_mb": rss.peak_mb,
                "exclude_history": True, "history_repeat_rate": main_v["history_repeat_rate"], "plain": main_v["plain"],
                "passes_tiger": all(main_v[k] >= TIGER[k] for k in ("recall@10", "ndcg@10")),
@@ -446,7 +459,8 @@ def main() -> None:
         figures["levers"] = {t.name: carried_levers(json.loads(t.read_text())) for t in tables}
     write_result(args.name, figures, {"dataset": "beauty", "budget_min": figures["budget_s"] / 60,
                                       "size": args.size, "beam": args.beam,
-                                      "reuse_trained": bool(args.reuse_trained)}, artifacts=pngs)
+                                      "reuse_trained": bool(args.reuse_trained), "resumed": bool(resumed)},
+                 artifacts=pngs)
     print(figures)
 
 

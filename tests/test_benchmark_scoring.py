@@ -307,3 +307,29 @@ def test_combining_the_members_candidates_keeps_the_joint_beams_ranking_and_adds
         assert set(c["items"][r].tolist()) - {-1} <= set(wide["items"][r].tolist())  # nothing lost
     a, b = ranked(wide, COMMITTED, True, k=10), ranked(c, COMMITTED, True, k=10)  # the joint beam's ranking
     assert np.array_equal(a[:, :b.shape[1]], b) and (a[:, b.shape[1]:] == -1).all()
+
+
+def test_a_long_run_checks_the_peer_package_first_and_resumes_from_the_figures_it_scored(tmp_path, monkeypatch):
+    """The peer's package is checked before any training; scored figures kept beside the models are reused by a
+    --resume of the same settings and refused, naming the file and the setting, for other settings."""
+    import argparse
+
+    import benchmarks.beauty_scored as bs
+    from benchmarks.beauty import parser, recipe
+
+    args = parser().parse_args(["--budget-min", "60", "--members", "3"])
+    monkeypatch.setattr(bs.importlib.util, "find_spec", lambda name: None)  # RecBole absent
+    with pytest.raises(SystemExit, match="needs RecBole.*OXY_EXTRAS=bench"):
+        bs.require_peer_package(args)
+    bs.require_peer_package(argparse.Namespace(no_peer=False, peer_from="beauty.json"))  # no peer trained here
+    bs.require_peer_package(argparse.Namespace(no_peer=True, peer_from=None))
+
+    key = bs.run_key(args, recipe(args))
+    assert bs.load_scored(tmp_path, key) is None  # nothing kept yet: the run trains
+    figures = {"recall@10": 0.096, "members": [{"seed": 0, "steps_done": 4742}]}
+    bs.save_scored(tmp_path, key, figures)
+    assert bs.load_scored(tmp_path, bs.run_key(parser().parse_args(["--budget-min", "60", "--members", "3"]),
+                                               recipe(args))) == figures
+    other = parser().parse_args(["--budget-min", "60", "--members", "3", "--dense-interleave", "0.5"])
+    with pytest.raises(SystemExit, match=rf"{bs.SCORED}.*other settings \(recipe\)"):
+        bs.load_scored(tmp_path, bs.run_key(other, recipe(other)))
