@@ -64,7 +64,7 @@ class GeneratorConfig:
     # then its own, not drawn to the popular items that share its codes (the inputs keep the whole embedding).
     # On for #15: chosen on validation at 20 minutes over 3 seeds (+1.6 % / +1.0 % Recall@10 / NDCG@10,
     # beauty_levers_xeon_20min_freeout.json), then at the hour +1.8 % / +5.5 % on test over the whole-embedding head
-    # (benchmarks/results/beauty.json against beauty-hour-v3.json)
+    # (benchmarks/results/beauty-hour-freeout.json against beauty-hour-v3.json)
     dense_free_items: bool = True
     dense_mix: float = 1.0  # beam search ranks its candidates by log p(codes) + dense_mix x log p_dense(item)
     # the dense head's N best items outside the beam (and outside what the caller excludes) join the beam's last-level
