@@ -385,9 +385,9 @@ def main() -> None:
     results, resumed = {}, []
     with PeakRSS() as rss:
         earlier = json.loads(Path(args.reuse_trained).read_text()) if args.reuse_trained else None
+        key = run_key(args, recipe(args))  # the same settings for every version
         for v in versions:
             out = (Path(args.models_dir) if args.models_dir else oxy_home() / "bench" / "beauty-models") / v
-            key = run_key(args, recipe(args))
             results[v] = load_scored(out, key) if args.resume else None
             if results[v] is not None:
                 print(f"{v}: scored figures reused from {out}", flush=True)
